@@ -1,0 +1,2 @@
+/* admin.c - not written yet */
+typedef int bgw_admin_placeholder;

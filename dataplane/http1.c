@@ -1,0 +1,2 @@
+/* http1.c - not written yet */
+typedef int bgw_http1_placeholder;

@@ -1,0 +1,2 @@
+/* lb.c - not written yet */
+typedef int bgw_lb_placeholder;

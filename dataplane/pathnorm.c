@@ -1,0 +1,2 @@
+/* pathnorm.c - not written yet */
+typedef int bgw_pathnorm_placeholder;

@@ -1,0 +1,2 @@
+/* proxy.c - not written yet */
+typedef int bgw_proxy_placeholder;

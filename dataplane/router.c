@@ -1,0 +1,2 @@
+/* router.c - not written yet */
+typedef int bgw_router_placeholder;

@@ -1,0 +1,2 @@
+/* snapshot.c - not written yet */
+typedef int bgw_snapshot_placeholder;

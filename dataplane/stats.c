@@ -1,0 +1,2 @@
+/* stats.c - not written yet */
+typedef int bgw_stats_placeholder;

@@ -1,0 +1,2 @@
+/* timer.c - not written yet */
+typedef int bgw_timer_placeholder;

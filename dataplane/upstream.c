@@ -1,0 +1,2 @@
+/* upstream.c - not written yet */
+typedef int bgw_upstream_placeholder;

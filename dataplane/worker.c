@@ -1,0 +1,2 @@
+/* worker.c - not written yet */
+typedef int bgw_worker_placeholder;

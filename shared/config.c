@@ -1,0 +1,2 @@
+/* not written yet */
+typedef int bgw_config_placeholder;
