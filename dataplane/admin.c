@@ -1,2 +1,157 @@
-/* admin.c - not written yet */
-typedef int bgw_admin_placeholder;
+/* admin.c - the proxy's admin listener (see admin.h). */
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procstat.h"
+#include "snapshot.h"
+#include "stats.h"
+#include "strbuf.h"
+
+struct bgw_admin {
+    struct MHD_Daemon *d;
+    struct bgw_worker **workers;
+    unsigned n;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
+                             size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+#define REPLY_STATIC(conn, status, type, lit) \
+    reply((conn), (status), (type), (char *)(lit), sizeof(lit) - 1, MHD_RESPMEM_PERSISTENT)
+
+static char *render_metrics(struct bgw_admin *a, size_t *out_len)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    struct bgw_stats *stats[256];
+    unsigned n = a->n < 256 ? a->n : 256;
+    for (unsigned i = 0; i < n; i++) stats[i] = &a->workers[i]->stats;
+    if (bgw_stats_render(stats, n, &buf, &len, &cap) < 0) goto fail;
+    struct bgw_snapshot *s = bgw_snapshot_current();
+    uint64_t acc, rej;
+    bgw_snapshot_update_counts(&acc, &rej);
+    int rc = bgw_strbuf_printf(&buf, &len, &cap,
+                               "# HELP bgw_config_version_info The config version in use.\n"
+                               "# TYPE bgw_config_version_info gauge\n");
+    if (rc == 0 && s) rc = bgw_strbuf_printf(&buf, &len, &cap, "bgw_config_version_info{version=\"%s\"} 1\n", s->version);
+    bgw_snapshot_unref(s);
+    if (rc == 0)
+        rc = bgw_strbuf_printf(
+            &buf, &len, &cap,
+            "# HELP bgw_config_updates_total Config updates, by result.\n# TYPE bgw_config_updates_total counter\n"
+            "bgw_config_updates_total{result=\"accepted\"} %llu\nbgw_config_updates_total{result=\"rejected\"} %llu\n"
+            "# HELP bgw_control_plane_connected 1 while the config stream to the control plane is up.\n"
+            "# TYPE bgw_control_plane_connected gauge\nbgw_control_plane_connected 0\n"
+            "# HELP bgw_build_info The running build.\n# TYPE bgw_build_info gauge\n"
+            "bgw_build_info{version=\"%s\"} 1\n",
+            (unsigned long long)acc, (unsigned long long)rej, BGW_VERSION);
+    if (rc == 0) rc = bgw_procstat_render(&buf, &len, &cap);
+    if (rc < 0) goto fail;
+    *out_len = len;
+    return buf;
+fail:
+    free(buf);
+    return NULL;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+    struct bgw_admin *a = cls;
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    if (*upload_data_size) {
+        *upload_data_size = 0;     /* bodies are ignored: every endpoint is a GET */
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return REPLY_STATIC(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json",
+                            "{\"error\":\"method_not_allowed\"}\n");
+    if (strcmp(url, "/healthz") == 0) return REPLY_STATIC(conn, MHD_HTTP_OK, "text/plain", "ok\n");
+    if (strcmp(url, "/readyz") == 0) {
+        if (bgw_snapshot_generation() == 0)
+            return REPLY_STATIC(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", "no config\n");
+        return REPLY_STATIC(conn, MHD_HTTP_OK, "text/plain", "ready\n");
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        size_t len = 0;
+        char *body = render_metrics(a, &len);
+        if (!body) return REPLY_STATIC(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", "out of memory\n");
+        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, MHD_RESPMEM_MUST_FREE);
+    }
+    if (strcmp(url, "/config") == 0) {
+        struct bgw_snapshot *s = bgw_snapshot_current();
+        if (!s) return REPLY_STATIC(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", "{\"error\":\"no_config\"}\n");
+        char *body = strdup(s->config_json);
+        bgw_snapshot_unref(s);
+        if (!body) return REPLY_STATIC(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", "out of memory\n");
+        return reply(conn, MHD_HTTP_OK, "application/json", body, strlen(body), MHD_RESPMEM_MUST_FREE);
+    }
+    return REPLY_STATIC(conn, MHD_HTTP_NOT_FOUND, "application/json", "{\"error\":\"not_found\"}\n");
+}
+
+struct bgw_admin *bgw_admin_start(const char *addr, struct bgw_worker **workers, unsigned n, char *err,
+                                  size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (bgw_parse_hostport(addr, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "--admin: \"%s\" is not ADDR:PORT", addr);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "--admin: \"%s\" is not a numeric IP address", host);
+        return NULL;
+    }
+    struct bgw_admin *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->workers = workers;
+    a->n = n;
+    a->d = MHD_start_daemon(flags, port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+    if (!a->d) {
+        snprintf(err, errlen, "--admin %s: cannot listen (address in use or not available)", addr);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void bgw_admin_stop(struct bgw_admin *a)
+{
+    if (!a) return;
+    MHD_stop_daemon(a->d);
+    free(a);
+}

@@ -1,1 +1,260 @@
-int main(void) { return 0; }
+/*
+ * main.c - bgw-proxy: flags, the config source (a file for now), workers, the admin listener, signals.
+ *
+ * The main thread owns config loading: it builds a snapshot, publishes it, wakes the workers, and then
+ * waits for signals (SIGHUP: reload the file; SIGTERM/SIGINT: drain and exit 0).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "snapshot.h"
+#include "worker.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bgw-proxy --config FILE [options]\n"
+            "\n"
+            "  --config FILE             serve the config document in FILE (SIGHUP re-reads it)\n"
+            "  --listen ADDR:PORT        where clients connect (default 0.0.0.0:8080)\n"
+            "  --admin ADDR:PORT         admin listener: /healthz /readyz /metrics /config (default 127.0.0.1:9901)\n"
+            "  --workers N               worker threads (default: CPU count)\n"
+            "  --drain-timeout SECONDS   on SIGTERM, time given to in-flight requests (default 15)\n"
+            "  --header-timeout-ms MS    time for a client to send a request head (default 10000)\n"
+            "  --idle-timeout-ms MS      keep-alive idle time of a client connection (default 60000)\n"
+            "  --max-connections N       client connections held at once (default 100000)\n"
+            "  --log-format text|json    log line format (default text)\n"
+            "  --control-plane HOST:PORT, --node-id ID, --cache-dir DIR\n"
+            "                            managed mode (not available in this build)\n"
+            "  --help, --version\n"
+            "Every flag can also be set as BGW_<FLAG>, e.g. BGW_LISTEN=127.0.0.1:8080.\n");
+}
+
+struct opts {
+    const char *config, *listen, *admin, *control_plane;
+    unsigned workers;
+    unsigned drain_timeout_s;
+    struct bgw_proxy_limits lim;
+    enum bgw_log_format log_format;
+};
+
+static int parse_uint(const char *flag, const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *s == 0 || *end || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "bgw-proxy: --%s: \"%s\" is not a whole number from %lu to %lu\n", flag, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_flags(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {"config", required_argument, 0, 'c'},
+        {"listen", required_argument, 0, 'l'},
+        {"admin", required_argument, 0, 'a'},
+        {"workers", required_argument, 0, 'w'},
+        {"drain-timeout", required_argument, 0, 'd'},
+        {"header-timeout-ms", required_argument, 0, 'H'},
+        {"idle-timeout-ms", required_argument, 0, 'I'},
+        {"max-connections", required_argument, 0, 'm'},
+        {"log-format", required_argument, 0, 'f'},
+        {"control-plane", required_argument, 0, 'p'},
+        {"node-id", required_argument, 0, 'n'},
+        {"cache-dir", required_argument, 0, 'C'},
+        {0, 0, 0, 0},
+    };
+    int n;
+    char **av = bgw_cli_with_env(argc, argv, longopts, &n);
+    unsigned long v;
+    int c;
+    opterr = 1;
+    while ((c = getopt_long(n, av, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("bgw-proxy %s\n", BGW_VERSION); return 0;
+        case 'c': o->config = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 'a': o->admin = optarg; break;
+        case 'w': if (parse_uint("workers", optarg, 1, 256, &v) < 0) return 2; o->workers = (unsigned)v; break;
+        case 'd': if (parse_uint("drain-timeout", optarg, 0, 3600, &v) < 0) return 2; o->drain_timeout_s = (unsigned)v; break;
+        case 'H': if (parse_uint("header-timeout-ms", optarg, 1, 3600000, &v) < 0) return 2; o->lim.header_timeout_ms = (uint32_t)v; break;
+        case 'I': if (parse_uint("idle-timeout-ms", optarg, 1, 86400000, &v) < 0) return 2; o->lim.idle_timeout_ms = (uint32_t)v; break;
+        case 'm': if (parse_uint("max-connections", optarg, 1, 10000000, &v) < 0) return 2; o->lim.max_connections = (uint32_t)v; break;
+        case 'f':
+            if (bgw_log_format_parse(optarg, &o->log_format) < 0) {
+                fprintf(stderr, "bgw-proxy: --log-format: \"%s\" is not text or json\n", optarg);
+                return 2;
+            }
+            break;
+        case 'p': o->control_plane = optarg; break;
+        case 'n': case 'C': break;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < n) {
+        fprintf(stderr, "bgw-proxy: unexpected argument \"%s\"\n", av[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* Read, validate and compile the config file. Returns a snapshot, or NULL with one line in err. */
+static struct bgw_snapshot *load_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 65536 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                snprintf(err, errlen, "%s: out of memory", path);
+                return NULL;
+            }
+            text = t;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
+    }
+    bool ioerr = ferror(f);
+    fclose(f);
+    if (ioerr) {
+        free(text);
+        snprintf(err, errlen, "%s: read error", path);
+        return NULL;
+    }
+    struct bgw_config *cfg = NULL;
+    char e[BGW_ERR_MAX];
+    if (bgw_config_parse(text, len, &cfg, e, sizeof e) < 0) {
+        free(text);
+        snprintf(err, errlen, "%s: %s", path, e);
+        return NULL;
+    }
+    char version[80];
+    if (cfg->version) snprintf(version, sizeof version, "%s", cfg->version);
+    else bgw_snapshot_hash_version(text, len, version);
+    free(text);
+    struct bgw_snapshot *s = bgw_snapshot_build(cfg, version, e, sizeof e);
+    if (!s) snprintf(err, errlen, "%s: %s", path, e);
+    return s;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .listen = "0.0.0.0:8080",
+        .admin = "127.0.0.1:9901",
+        .drain_timeout_s = 15,
+        .lim = {.header_timeout_ms = 10000, .idle_timeout_ms = 60000, .upstream_idle_timeout_ms = 30000,
+                .max_connections = 100000},
+    };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+    int rc = parse_flags(argc, argv, &o);
+    if (rc >= 0) return rc;
+    bgw_log_init("bgw-proxy", o.log_format, BGW_LOG_INFO);
+    if (o.control_plane) {
+        bgw_log_error("managed mode (--control-plane) is not available in this build; use --config FILE");
+        return 1;
+    }
+    if (!o.config) {
+        fprintf(stderr, "bgw-proxy: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+
+    /* Signals are taken synchronously by this thread; workers inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    char err[1024];
+    struct bgw_snapshot *s = load_file(o.config, err, sizeof err);
+    if (!s) {
+        bgw_log_error("%s", err);
+        return 1;
+    }
+    bgw_snapshot_publish(s);
+    bgw_snapshot_count_update(true);
+
+    o.lim.workers = o.workers;
+    o.lim.max_connections = (o.lim.max_connections + o.workers - 1) / o.workers;
+    struct bgw_worker **ws = bgw_workers_start(o.workers, o.listen, &o.lim, err, sizeof err);
+    if (!ws) {
+        bgw_log_error("%s", err);
+        return 1;
+    }
+    struct bgw_admin *admin = bgw_admin_start(o.admin, ws, o.workers, err, sizeof err);
+    if (!admin) {
+        bgw_log_error("%s", err);
+        return 1;
+    }
+    bgw_log_info("serving %s (version %s) on %s with %u workers; admin on %s", o.config, s->version, o.listen,
+                 o.workers, o.admin);
+
+    for (;;) {
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig < 0) continue;
+        if (sig == SIGHUP) {
+            struct bgw_snapshot *ns = load_file(o.config, err, sizeof err);
+            if (!ns) {
+                bgw_snapshot_count_update(false);
+                bgw_log_error("reload rejected, keeping the running config: %s", err);
+                continue;
+            }
+            char version[80];
+            snprintf(version, sizeof version, "%s", ns->version);
+            bgw_snapshot_publish(ns);
+            bgw_snapshot_count_update(true);
+            bgw_workers_notify(ws, o.workers);
+            bgw_log_info("config reloaded from %s: version %s", o.config, version);
+            continue;
+        }
+        bgw_log_info("%s: draining (at most %u s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", o.drain_timeout_s);
+        bgw_workers_drain(ws, o.workers, o.drain_timeout_s * 1000u);
+        bgw_admin_stop(admin);
+        bgw_log_info("stopped");
+        return 0;
+    }
+}

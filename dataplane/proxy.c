@@ -1,2 +1,1078 @@
-/* proxy.c - not written yet */
-typedef int bgw_proxy_placeholder;
+/*
+ * proxy.c - the request lifecycle on a client connection (see proxy.h).
+ *
+ * Flow: client bytes -> head parsed (http1) -> path normalised -> route -> endpoint (lb) -> upstream head
+ * built into c->upout -> upstream connection (pooled or new) -> body pumped client.in -> upout -> upstream;
+ * response: upstream in -> head rebuilt into c->out -> body pumped u.in -> c->out -> client.
+ * Objects are never freed inside a call chain: closing moves them to the worker's dead lists, freed at the
+ * end of the loop turn, so a caller may look at an object's state after any call.
+ */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "lb.h"
+#include "log.h"
+#include "pathnorm.h"
+#include "router.h"
+
+#define BODY_MARGIN 64   /* room kept in an output buffer for chunk framing around a decoded piece */
+
+static void client_close(struct bgw_client *c);
+static void client_process(struct bgw_client *c);
+static void client_flush(struct bgw_client *c);
+static void pump_request_body(struct bgw_client *c);
+static void respond_local(struct bgw_client *c, unsigned status, const char *code, const char *message,
+                          bool close_conn);
+
+/* ---- small output helpers ---- */
+
+static int out_reserve(struct bgw_iobuf *b, struct bgw_bufpool *pool, size_t n)
+{
+    if (bgw_iobuf_get(b, pool) < 0) return -1;
+    if (bgw_iobuf_space(b) >= n) return 0;
+    bgw_iobuf_compact(b);
+    if (bgw_iobuf_space(b) >= n) return 0;
+    size_t cap = b->cap;
+    while (cap - bgw_iobuf_len(b) < n) cap *= 2;
+    return bgw_iobuf_grow(b, (uint32_t)cap);
+}
+
+static inline void out_put(struct bgw_iobuf *b, const void *s, size_t n)
+{
+    memcpy(b->base + b->w, s, n);
+    b->w += (uint32_t)n;
+}
+
+#define PUT_LIT(b, lit) out_put((b), lit, sizeof(lit) - 1)
+
+static void put_uint(struct bgw_iobuf *b, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_put(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
+static void put_chunk_size(struct bgw_iobuf *b, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[20];
+    int k = 0;
+    do {
+        tmp[sizeof tmp - 1 - k++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    out_put(b, tmp + sizeof tmp - k, (size_t)k);
+    PUT_LIT(b, "\r\n");
+}
+
+static const char *status_reason(unsigned s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* ---- request ids ---- */
+
+static bool request_id_ok(const char *v, uint32_t n)
+{
+    if (n == 0 || n > 128) return false;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void request_id_new(struct bgw_worker *w, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = bgw_worker_rand(w), b = bgw_worker_rand(w);
+    unsigned char bytes[16];
+    memcpy(bytes, &a, 8);
+    memcpy(bytes + 8, &b, 8);
+    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);   /* UUID version 4 */
+    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);
+    int k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+        out[k++] = hex[bytes[i] >> 4];
+        out[k++] = hex[bytes[i] & 15];
+    }
+    out[k] = 0;
+}
+
+/* ---- request bookkeeping ---- */
+
+static const struct bgw_route *req_route(const struct bgw_request *r)
+{
+    return r->ws && r->route >= 0 ? &r->ws->snap->cfg->routes[r->route] : NULL;
+}
+
+/* The request is over (answered or abandoned): count it and let go of the snapshot. */
+static void request_end(struct bgw_client *c, unsigned status)
+{
+    struct bgw_request *r = &c->req;
+    struct bgw_worker *w = c->w;
+    if (!r->counted) return;
+    const struct bgw_route *rt = req_route(r);
+    const char *route = rt ? rt->name : "no_route";
+    const char *service = rt ? r->ws->snap->cfg->services[r->service].name : "";
+    bgw_stats_request(&w->stats, route, service, r->method, status, bgw_now_ns() - r->start_ns);
+    bgw_stats_gauge_add(&w->stats.in_flight, -1);
+    r->counted = false;
+    if (r->ws) {
+        if (rt && r->endpoint != UINT32_MAX) {
+            struct bgw_pool *p = r->ws->pools[r->service][r->endpoint];
+            if (p->n_active) p->n_active--;
+            r->endpoint = UINT32_MAX;
+        }
+        bgw_wsnap_release(w, r->ws);
+        r->ws = NULL;
+    }
+}
+
+static void unqueue(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    if (!r->ws || r->route < 0) return;
+    struct bgw_svc_rt *svc = r->ws->svc[r->service];
+    struct bgw_client *prev = NULL;
+    for (struct bgw_client *x = svc->waiting_head; x; prev = x, x = x->next) {
+        if (x != c) continue;
+        if (prev) prev->next = x->next;
+        else svc->waiting_head = x->next;
+        if (svc->waiting_tail == x) svc->waiting_tail = prev;
+        x->next = NULL;
+        return;
+    }
+}
+
+/* Detach and close the request's upstream connection (not reusable). */
+static void abort_upstream(struct bgw_client *c)
+{
+    struct bgw_upconn *u = c->up;
+    if (!u) return;
+    c->up = NULL;
+    u->client = NULL;
+    bgw_upstream_release(u, false);
+}
+
+/* ---- client connection ---- */
+
+static void client_timeout(struct bgw_timer *t);
+
+void bgw_proxy_accept(struct bgw_worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    struct bgw_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->ev.kind = BGW_EV_CLIENT;
+    c->ev.fd = fd;
+    c->w = w;
+    c->state = BGW_C_IDLE;
+    c->timer.cb = client_timeout;
+    c->req.endpoint = UINT32_MAX;
+    bgw_http1_init(&c->codec, false);
+    if (peer->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer, sizeof c->peer);
+    else if (peer->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer, sizeof c->peer);
+    c->all_next = w->clients;
+    if (w->clients) w->clients->all_prev = c;
+    w->clients = c;
+    w->n_clients++;
+    bgw_stats_gauge_add(&w->stats.downstream_active, 1);
+    if (bgw_worker_watch(w, &c->ev) < 0) {
+        client_close(c);
+        return;
+    }
+    /* A new connection must send its first request within the header timeout. */
+    bgw_timer_set(&w->timers, &c->timer, w->now_ms + w->limits.header_timeout_ms);
+}
+
+static void client_close(struct bgw_client *c)
+{
+    if (c->state == BGW_C_DEAD) return;
+    struct bgw_worker *w = c->w;
+    abort_upstream(c);
+    unqueue(c);
+    request_end(c, 499);      /* no-op when the request was answered */
+    bgw_timer_stop(&w->timers, &c->timer);
+    if (c->ev.fd >= 0) close(c->ev.fd);
+    c->ev.fd = -1;
+    bgw_iobuf_put(&c->in, &w->bufs);
+    bgw_iobuf_put(&c->out, &w->bufs);
+    bgw_iobuf_put(&c->upout, &w->bufs);
+    if (c->all_prev) c->all_prev->all_next = c->all_next;
+    else w->clients = c->all_next;
+    if (c->all_next) c->all_next->all_prev = c->all_prev;
+    w->n_clients--;
+    bgw_stats_gauge_add(&w->stats.downstream_active, -1);
+    c->state = BGW_C_DEAD;
+    c->next = w->dead_clients;
+    w->dead_clients = c;
+}
+
+void bgw_proxy_reap(struct bgw_worker *w)
+{
+    while (w->dead_clients) {
+        struct bgw_client *c = w->dead_clients;
+        w->dead_clients = c->next;
+        free(c);
+    }
+}
+
+static void client_timeout(struct bgw_timer *t)
+{
+    struct bgw_client *c = (struct bgw_client *)((char *)t - offsetof(struct bgw_client, timer));
+    switch (c->state) {
+    case BGW_C_HEAD:
+        respond_local(c, 408, "request_timeout", "the request head was not received in time", true);
+        break;
+    case BGW_C_PROXY:
+        if (c->req.resp_started) client_close(c);
+        else respond_local(c, 504, "upstream_timeout", "the upstream did not answer in time", true);
+        break;
+    default:
+        client_close(c);
+        break;
+    }
+}
+
+/* Read from the client into c->in. Returns 2 when the buffer filled, 1 when bytes arrived, 0 when none
+ * (EAGAIN or no room), -1 on EOF or error (c->eof set on EOF). */
+static int client_fill(struct bgw_client *c)
+{
+    if (bgw_iobuf_get(&c->in, &c->w->bufs) < 0) return -1;
+    if (bgw_iobuf_space(&c->in) == 0) {
+        bgw_iobuf_compact(&c->in);
+        if (bgw_iobuf_space(&c->in) == 0) {
+            if (c->state != BGW_C_HEAD || c->in.cap > BGW_HTTP_MAX_REQUEST_HEAD) return 0;
+            if (bgw_iobuf_grow(&c->in, BGW_HTTP_MAX_REQUEST_HEAD + 4096) < 0) return -1;
+        }
+    }
+    size_t want = bgw_iobuf_space(&c->in);
+    ssize_t n = read(c->ev.fd, c->in.base + c->in.w, want);
+    if (n > 0) {
+        c->in.w += (uint32_t)n;
+        return (size_t)n == want ? 2 : 1;
+    }
+    if (n == 0) {
+        c->eof = true;
+        return -1;
+    }
+    if (errno == EAGAIN || errno == EINTR) return 0;
+    return -1;
+}
+
+static void client_read(struct bgw_client *c)
+{
+    for (;;) {
+        if (c->state == BGW_C_PROXY) {
+            pump_request_body(c);   /* reads from the client as the upstream side has room */
+            return;
+        }
+        if (c->state == BGW_C_CLOSING) {
+            /* Draining what the client still sends until our answer is out. */
+            char sink[4096];
+            ssize_t n;
+            while ((n = read(c->ev.fd, sink, sizeof sink)) > 0) {}
+            if (n == 0) client_close(c);
+            return;
+        }
+        int rc = client_fill(c);
+        if (rc < 0) {
+            if (c->state == BGW_C_HEAD || c->state == BGW_C_IDLE) {
+                if (bgw_iobuf_len(&c->in) == 0 || !c->eof) {
+                    client_close(c);
+                    return;
+                }
+                client_process(c);  /* pipelined requests before the EOF still get answers */
+                if (c->state == BGW_C_IDLE || c->state == BGW_C_HEAD) client_close(c);
+                else c->close_after = true;
+            }
+            return;
+        }
+        if (rc == 0) return;
+        client_process(c);
+        if (rc == 1 || c->state == BGW_C_DEAD) return;
+    }
+}
+
+void bgw_proxy_on_event(struct bgw_client *c, uint32_t events)
+{
+    if (c->state == BGW_C_DEAD) return;
+    if (events & EPOLLOUT) {
+        client_flush(c);
+        if (c->state == BGW_C_DEAD) return;
+        if (c->state == BGW_C_PROXY && c->up && c->up->head_done) bgw_proxy_upstream_readable(c);
+        if (c->state == BGW_C_DEAD) return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_read(c);
+}
+
+/* Write c->out. Closes the client on error, or when close_after is set and everything is out. */
+static void client_flush(struct bgw_client *c)
+{
+    while (bgw_iobuf_len(&c->out)) {
+        ssize_t n = write(c->ev.fd, c->out.base + c->out.r, bgw_iobuf_len(&c->out));
+        if (n > 0) {
+            c->out.r += (uint32_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        client_close(c);
+        return;
+    }
+    if (c->out.base && c->state != BGW_C_PROXY) bgw_iobuf_put(&c->out, &c->w->bufs);
+    else c->out.r = c->out.w = 0;
+    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY)) client_close(c);
+}
+
+/* Answer the current request ourselves with a JSON error body. */
+static void respond_local(struct bgw_client *c, unsigned status, const char *code, const char *message,
+                          bool close_conn)
+{
+    struct bgw_request *r = &c->req;
+    if (r->resp_started) {
+        client_close(c);
+        return;
+    }
+    abort_upstream(c);
+    unqueue(c);
+    if (c->state == BGW_C_PROXY && !r->body_done) close_conn = true;   /* the rest of the body is unread */
+    if (!r->keep_alive || c->eof || c->w->draining) close_conn = true;
+    char body[320];
+    int blen = strcmp(code, "no_route") == 0
+                   ? snprintf(body, sizeof body, "{\"error\":\"no_route\"}")
+                   : snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}", code, message);
+    if (r->request_id[0] == 0) request_id_new(c->w, r->request_id);
+    if (out_reserve(&c->out, &c->w->bufs, 512 + (size_t)blen) < 0) {
+        client_close(c);
+        return;
+    }
+    struct bgw_iobuf *o = &c->out;
+    PUT_LIT(o, "HTTP/1.1 ");
+    put_uint(o, status);
+    PUT_LIT(o, " ");
+    out_put(o, status_reason(status), strlen(status_reason(status)));
+    PUT_LIT(o, "\r\nContent-Type: application/json\r\nContent-Length: ");
+    put_uint(o, (uint64_t)blen);
+    PUT_LIT(o, "\r\nX-Request-Id: ");
+    out_put(o, r->request_id, strlen(r->request_id));
+    if (close_conn) PUT_LIT(o, "\r\nConnection: close");
+    PUT_LIT(o, "\r\n\r\n");
+    if (!r->head_method) out_put(o, body, (size_t)blen);
+    r->status = (uint16_t)status;
+    request_end(c, status);
+    bgw_timer_stop(&c->w->timers, &c->timer);
+    c->state = close_conn ? BGW_C_CLOSING : BGW_C_IDLE;
+    c->close_after = close_conn;
+    if (close_conn) shutdown(c->ev.fd, SHUT_RD) ;
+    client_flush(c);
+    if (c->state == BGW_C_IDLE)
+        bgw_timer_set(&c->w->timers, &c->timer, c->w->now_ms + c->w->limits.idle_timeout_ms);
+}
+
+/* ---- starting a request ---- */
+
+struct hdr_lookup { const struct bgw_http_head *h; };
+
+static const char *lookup_header(void *ctx, const char *name, size_t name_len, size_t *value_len)
+{
+    const struct bgw_http_head *h = ctx;
+    int i = bgw_http_head_find(h, name, name_len);
+    if (i < 0) return NULL;
+    *value_len = h->headers[i].value_len;
+    return h->headers[i].value;
+}
+
+/* Build the upstream request head into c->upout. */
+static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head *h, const char *path,
+                               size_t path_len, const char *query, size_t query_len, const char *host,
+                               size_t host_len, bool host_from_target, const char *endpoint_address)
+{
+    struct bgw_request *r = &c->req;
+    size_t need = h->head_len + path_len + query_len + host_len * 2 + strlen(c->peer) + 512;
+    if (out_reserve(&c->upout, &c->w->bufs, need) < 0) return -1;
+    struct bgw_iobuf *o = &c->upout;
+    out_put(o, h->method, h->method_len);
+    PUT_LIT(o, " ");
+    out_put(o, path, path_len);
+    out_put(o, query, query_len);
+    PUT_LIT(o, " HTTP/1.1\r\n");
+    if (host_from_target || h->host < 0) {
+        PUT_LIT(o, "Host: ");
+        if (host_len) out_put(o, host, host_len);
+        else out_put(o, endpoint_address, strlen(endpoint_address));
+        PUT_LIT(o, "\r\n");
+    }
+    bool xff = false;
+    for (uint32_t i = 0; i < h->n_headers; i++) {
+        const struct bgw_http_header *x = &h->headers[i];
+        if (x->hop) continue;
+        switch (x->id) {
+        case BGW_HDR_X_FORWARDED_PROTO: case BGW_HDR_X_FORWARDED_HOST: case BGW_HDR_X_REQUEST_ID:
+        case BGW_HDR_EXPECT:
+            continue;
+        case BGW_HDR_HOST:
+            if (host_from_target) continue;
+            break;
+        case BGW_HDR_X_FORWARDED_FOR:
+            if (x->value_len == 0) continue;
+            if (!xff) PUT_LIT(o, "X-Forwarded-For: ");
+            else PUT_LIT(o, ", ");
+            out_put(o, x->value, x->value_len);
+            xff = true;
+            continue;
+        default:
+            break;
+        }
+        out_put(o, x->name, x->name_len);
+        PUT_LIT(o, ": ");
+        out_put(o, x->value, x->value_len);
+        PUT_LIT(o, "\r\n");
+    }
+    /* X-Forwarded-For values are gathered in one header, with the peer appended. */
+    if (xff) PUT_LIT(o, ", ");
+    else PUT_LIT(o, "X-Forwarded-For: ");
+    out_put(o, c->peer, strlen(c->peer));
+    PUT_LIT(o, "\r\nX-Forwarded-Proto: http\r\n");
+    if (host_len) {
+        PUT_LIT(o, "X-Forwarded-Host: ");
+        out_put(o, host, host_len);
+        PUT_LIT(o, "\r\n");
+    }
+    PUT_LIT(o, "X-Request-Id: ");
+    out_put(o, r->request_id, strlen(r->request_id));
+    PUT_LIT(o, "\r\n");
+    if (h->chunked) {
+        PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
+    } else if (h->has_content_length) {
+        PUT_LIT(o, "Content-Length: ");
+        put_uint(o, h->content_length);
+        PUT_LIT(o, "\r\n");
+    }
+    PUT_LIT(o, "\r\n");
+    return 0;
+}
+
+static bool starts_with_ci(const char *s, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n >= l && strncasecmp(s, lit, l) == 0;
+}
+
+static void attach(struct bgw_client *c, struct bgw_upconn *u)
+{
+    c->up = u;
+    u->client = c;
+    u->codec.head_request = c->req.head_method;
+    if (u->state == BGW_UP_ACTIVE) bgw_proxy_upstream_ready(c, u);
+}
+
+/* Route, pick an endpoint and get an upstream connection for the head just parsed into w->head. */
+static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
+{
+    struct bgw_worker *w = c->w;
+    struct bgw_request *r = &c->req;
+    memset(r, 0, sizeof *r);
+    r->route = -1;
+    r->endpoint = UINT32_MAX;
+    r->max_body = UINT64_MAX;
+    r->start_ns = bgw_now_ns();
+    r->keep_alive = h->keep_alive;
+    r->http10 = h->minor == 0;
+    r->head_method = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+    r->method = bgw_stats_method(h->method, h->method_len);
+    r->body_done = !h->has_body;
+    r->up_chunked = h->chunked;
+    r->counted = true;
+    bgw_stats_gauge_add(&w->stats.in_flight, 1);
+    c->state = BGW_C_PROXY;
+    c->want_continue = false;
+
+    int ri = bgw_http_head_find(h, "x-request-id", 12);
+    if (ri >= 0 && request_id_ok(h->headers[ri].value, h->headers[ri].value_len)) {
+        memcpy(r->request_id, h->headers[ri].value, h->headers[ri].value_len);
+        r->request_id[h->headers[ri].value_len] = 0;
+    } else {
+        request_id_new(w, r->request_id);
+    }
+    uint32_t head_len = h->head_len;
+
+    if (!w->snap) {
+        c->in.r += head_len;
+        respond_local(c, 503, "no_config", "the proxy has no config yet", true);
+        return;
+    }
+    r->ws = w->snap;
+    r->ws->users++;
+    const struct bgw_snapshot *snap = r->ws->snap;
+
+    /* Request target: origin-form, or absolute-form whose authority replaces Host. */
+    const char *t = h->target, *host = NULL;
+    size_t tl = h->target_len, host_len = 0;
+    bool host_from_target = false;
+    if (starts_with_ci(t, tl, "http://") || starts_with_ci(t, tl, "https://")) {
+        size_t skip = t[4] == ':' ? 7 : 8;
+        const char *a = t + skip;
+        size_t al = 0;
+        while (skip + al < tl && a[al] != '/' && a[al] != '?') al++;
+        host = a;
+        host_len = al;
+        host_from_target = true;
+        t = a + al;
+        tl -= skip + al;
+    } else if (tl == 0 || t[0] != '/') {
+        c->in.r += head_len;
+        respond_local(c, 400, "bad_request", "unsupported request target", true);
+        return;
+    }
+    if (!host_from_target && h->host >= 0) {
+        host = h->headers[h->host].value;
+        host_len = h->headers[h->host].value_len;
+    }
+    const char *q = memchr(t, '?', tl);
+    size_t plen = q ? (size_t)(q - t) : tl;
+    const char *query = q ? q : "";
+    size_t query_len = q ? tl - plen : 0;
+    long n = plen ? bgw_pathnorm(t, plen, w->path) : (w->path[0] = '/', w->path[1] = 0, 1);
+    if (n < 0) {
+        c->in.r += head_len;
+        respond_local(c, 400, "bad_request", "invalid request path", true);
+        return;
+    }
+
+    /* A CORS preflight is routed as the request it announces. */
+    const char *method = h->method;
+    size_t method_len = h->method_len;
+    if (method_len == 7 && memcmp(method, "OPTIONS", 7) == 0 && bgw_http_head_find(h, "origin", 6) >= 0) {
+        int k = bgw_http_head_find(h, "access-control-request-method", 29);
+        if (k >= 0 && h->headers[k].value_len) {
+            method = h->headers[k].value;
+            method_len = h->headers[k].value_len;
+        }
+    }
+    struct bgw_route_input in = {
+        .path = w->path, .path_len = (size_t)n, .method = method, .method_len = method_len,
+        .host = host, .host_len = host_len, .header = lookup_header, .ctx = (void *)h,
+    };
+    long idx = bgw_router_match(snap->router, &in);
+    if (idx < 0) {
+        c->in.r += head_len;
+        respond_local(c, 404, "no_route", "", !r->body_done);
+        return;
+    }
+    const struct bgw_route *route = &snap->cfg->routes[idx];
+    r->route = idx;
+    r->service = (uint32_t)route->service_index;
+    if (route->has_max_body_bytes) {
+        r->max_body = route->max_body_bytes;
+        if (h->has_content_length && h->content_length > r->max_body) {
+            c->in.r += head_len;
+            respond_local(c, 413, "body_too_large", "the request body is larger than this route allows", true);
+            return;
+        }
+    }
+
+    /* rewrite_prefix replaces the matched prefix, without doubling a slash at the seam. */
+    const char *path = w->path;
+    size_t path_len = (size_t)n;
+    char *rewritten = NULL;
+    if (route->rewrite_prefix && route->match.path_prefix) {
+        size_t pl = strlen(route->match.path_prefix);
+        if (pl == 1) pl = 0;                      /* "/" matched: everything is the rest */
+        const char *rest = w->path + pl;
+        size_t rest_len = path_len - pl;
+        size_t rl = strlen(route->rewrite_prefix);
+        rewritten = malloc(rl + rest_len + 2);
+        if (!rewritten) {
+            c->in.r += head_len;
+            respond_local(c, 503, "overloaded", "out of memory", true);
+            return;
+        }
+        memcpy(rewritten, route->rewrite_prefix, rl);
+        size_t k = rl;
+        if (k && rewritten[k - 1] == '/' && rest_len && rest[0] == '/') {
+            rest++;
+            rest_len--;
+        } else if (k && rewritten[k - 1] != '/' && rest_len && rest[0] != '/') {
+            rewritten[k++] = '/';
+        }
+        memcpy(rewritten + k, rest, rest_len);
+        k += rest_len;
+        if (k == 0) rewritten[k++] = '/';
+        path = rewritten;
+        path_len = k;
+    }
+
+    const struct bgw_snap_service *ss = &snap->services[r->service];
+    struct bgw_svc_rt *svc = r->ws->svc[r->service];
+    struct bgw_pool **pools = r->ws->pools[r->service];
+    long ep = bgw_lb_pick(w, ss, svc, pools);
+    if (ep < 0) {
+        free(rewritten);
+        c->in.r += head_len;
+        respond_local(c, 503, "no_healthy_upstream", "the service has no healthy endpoint", !r->body_done);
+        return;
+    }
+    r->endpoint = (uint32_t)ep;
+    struct bgw_pool *pool = pools[ep];
+    pool->n_active++;
+
+    int rc = build_upstream_head(c, h, path, path_len, query, query_len, host, host_len, host_from_target,
+                                 ss->eps[ep].address);
+    free(rewritten);
+    c->in.r += head_len;
+    if (rc < 0) {
+        respond_local(c, 503, "overloaded", "out of memory", true);
+        return;
+    }
+    c->want_continue = h->expect_continue && h->has_body;
+    if (route->timeout_ms) bgw_timer_set(&w->timers, &c->timer, w->now_ms + route->timeout_ms);
+    else bgw_timer_stop(&w->timers, &c->timer);
+
+    bool failed;
+    struct bgw_upconn *u = bgw_upstream_acquire(w, svc, pool, ss->cfg->connect_timeout_ms, false, &failed);
+    if (failed) {
+        respond_local(c, 502, "upstream_unavailable", "cannot connect to the upstream", !r->body_done);
+        return;
+    }
+    if (!u) {                                     /* at the connection bound: wait for one */
+        c->next = NULL;
+        if (svc->waiting_tail) svc->waiting_tail->next = c;
+        else svc->waiting_head = c;
+        svc->waiting_tail = c;
+        return;
+    }
+    attach(c, u);
+}
+
+static void client_process(struct bgw_client *c)
+{
+    struct bgw_worker *w = c->w;
+    while (c->state == BGW_C_IDLE || c->state == BGW_C_HEAD) {
+        if (bgw_iobuf_len(&c->in) == 0) {
+            bgw_iobuf_put(&c->in, &w->bufs);
+            if (c->state == BGW_C_HEAD) c->state = BGW_C_IDLE;
+            return;
+        }
+        if (c->state == BGW_C_IDLE) {
+            c->state = BGW_C_HEAD;
+            bgw_timer_set(&w->timers, &c->timer, w->now_ms + w->limits.header_timeout_ms);
+        }
+        const char *reason;
+        int rc = bgw_http1_parse_head(&c->codec, c->in.base + c->in.r, bgw_iobuf_len(&c->in), &w->head, &reason);
+        if (rc == 0) return;
+        if (rc < 0) {
+            c->req.counted = true;
+            c->req.route = -1;
+            c->req.ws = NULL;
+            c->req.start_ns = bgw_now_ns();
+            c->req.method = bgw_stats_method("OTHER", 5);
+            c->req.keep_alive = false;
+            c->req.request_id[0] = 0;
+            c->req.resp_started = false;
+            c->req.head_method = false;
+            bgw_stats_gauge_add(&w->stats.in_flight, 1);
+            const char *code = -rc == 431 ? "header_too_large" : -rc == 501 ? "not_implemented" : "bad_request";
+            respond_local(c, (unsigned)-rc, code, reason, true);
+            return;
+        }
+        start_request(c, &w->head);
+    }
+    if (c->state == BGW_C_PROXY) pump_request_body(c);
+}
+
+/* ---- request body: client -> upstream ---- */
+
+static int request_body_piece(void *ctx, const char *data, size_t len)
+{
+    struct bgw_client *c = ctx;
+    struct bgw_request *r = &c->req;
+    r->body_bytes += len;
+    if (r->body_bytes > r->max_body) return -1;
+    if (out_reserve(&c->upout, &c->w->bufs, len + BODY_MARGIN) < 0) return -1;
+    if (r->up_chunked) put_chunk_size(&c->upout, len);
+    out_put(&c->upout, data, len);
+    if (r->up_chunked) PUT_LIT(&c->upout, "\r\n");
+    return 0;
+}
+
+static void upstream_write_failed(struct bgw_client *c);
+
+static void pump_request_body(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    for (;;) {
+        struct bgw_upconn *u = c->up;
+        if (!u || u->state != BGW_UP_ACTIVE) return;
+        while (bgw_iobuf_len(&c->upout)) {
+            ssize_t n = write(u->ev.fd, c->upout.base + c->upout.r, bgw_iobuf_len(&c->upout));
+            if (n > 0) {
+                c->upout.r += (uint32_t)n;
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;   /* resumes on EPOLLOUT */
+            upstream_write_failed(c);
+            return;
+        }
+        if (r->body_done) return;
+        if (!r->up_chunked && !r->retried) {
+            /* keep nothing for replay once a body is involved */
+        }
+        c->upout.r = c->upout.w = 0;
+        if (bgw_iobuf_len(&c->in) == 0) {
+            int rc = client_fill(c);
+            if (rc == 0) return;
+            if (rc < 0) {                         /* the client went away mid-body */
+                client_close(c);
+                return;
+            }
+        }
+        if (c->want_continue) c->want_continue = false;   /* the client did not wait for it */
+        size_t room = c->upout.base ? bgw_iobuf_space(&c->upout) : BGW_BUF_SIZE;
+        size_t feed = bgw_iobuf_len(&c->in);
+        if (room < 2 * BODY_MARGIN) room = 2 * BODY_MARGIN;
+        if (feed > room - BODY_MARGIN) feed = room - BODY_MARGIN;
+        long n = bgw_http1_body(&c->codec, c->in.base + c->in.r, feed, request_body_piece, c);
+        if (n < 0) {
+            if (r->body_bytes > r->max_body)
+                respond_local(c, 413, "body_too_large", "the request body is larger than this route allows", true);
+            else
+                respond_local(c, 400, "bad_request", "malformed request body", true);
+            return;
+        }
+        c->in.r += (uint32_t)n;
+        if (c->codec.complete) {
+            r->body_done = true;
+            if (r->up_chunked) {
+                if (out_reserve(&c->upout, &c->w->bufs, 8) < 0) {
+                    client_close(c);
+                    return;
+                }
+                PUT_LIT(&c->upout, "0\r\n\r\n");
+            }
+        }
+    }
+}
+
+void bgw_proxy_upstream_ready(struct bgw_client *c, struct bgw_upconn *u)
+{
+    (void)u;
+    if (c->want_continue && bgw_iobuf_len(&c->in) == 0) {
+        c->want_continue = false;
+        if (out_reserve(&c->out, &c->w->bufs, 32) == 0) {
+            PUT_LIT(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+            client_flush(c);
+            if (c->state == BGW_C_DEAD) return;
+        }
+    }
+    pump_request_body(c);
+}
+
+void bgw_proxy_upstream_writable(struct bgw_client *c)
+{
+    pump_request_body(c);
+}
+
+/* Move the request to a fresh connection after a pooled one turned out dead before answering.
+ * Only for requests without a body, whose head is still whole in upout. */
+static bool retry_on_fresh(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    if (r->retried || !r->body_done || r->body_bytes || !c->upout.base) return false;
+    r->retried = true;
+    c->upout.r = 0;
+    struct bgw_pool *pool = r->ws->pools[r->service][r->endpoint];
+    struct bgw_svc_rt *svc = r->ws->svc[r->service];
+    bool failed;
+    struct bgw_upconn *u = bgw_upstream_acquire(c->w, svc, pool, r->ws->snap->services[r->service].cfg->connect_timeout_ms,
+                                                true, &failed);
+    if (!u) return false;
+    attach(c, u);
+    return true;
+}
+
+static void upstream_write_failed(struct bgw_client *c)
+{
+    struct bgw_upconn *u = c->up;
+    bool reused = u->reused && !u->got_response_bytes;
+    abort_upstream(c);
+    if (reused && retry_on_fresh(c)) return;
+    respond_local(c, 502, "upstream_unavailable", "the upstream connection failed", true);
+}
+
+void bgw_proxy_upstream_failed(struct bgw_client *c, bool connect_failed)
+{
+    c->up = NULL;
+    respond_local(c, 502, "upstream_unavailable",
+                  connect_failed ? "cannot connect to the upstream" : "the upstream connection failed",
+                  !c->req.body_done);
+}
+
+void bgw_proxy_dispatch_waiting(struct bgw_client *c, struct bgw_upconn *u)
+{
+    struct bgw_request *r = &c->req;
+    if (!u) {
+        bool failed;
+        struct bgw_svc_rt *svc = r->ws->svc[r->service];
+        struct bgw_pool *pool = r->ws->pools[r->service][r->endpoint];
+        u = bgw_upstream_acquire(c->w, svc, pool, r->ws->snap->services[r->service].cfg->connect_timeout_ms, false,
+                                 &failed);
+        if (!u) {
+            respond_local(c, 502, "upstream_unavailable", "cannot connect to the upstream", !r->body_done);
+            return;
+        }
+    }
+    attach(c, u);
+}
+
+/* ---- response: upstream -> client ---- */
+
+static int response_body_piece(void *ctx, const char *data, size_t len)
+{
+    struct bgw_client *c = ctx;
+    if (out_reserve(&c->out, &c->w->bufs, len + BODY_MARGIN) < 0) return -1;
+    if (c->req.resp_chunked) put_chunk_size(&c->out, len);
+    out_put(&c->out, data, len);
+    if (c->req.resp_chunked) PUT_LIT(&c->out, "\r\n");
+    return 0;
+}
+
+static int build_response_head(struct bgw_client *c, const struct bgw_http_head *h)
+{
+    struct bgw_request *r = &c->req;
+    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256) < 0) return -1;
+    struct bgw_iobuf *o = &c->out;
+    PUT_LIT(o, "HTTP/1.1 ");
+    put_uint(o, h->status);
+    PUT_LIT(o, " ");
+    out_put(o, h->reason, h->reason_len);
+    PUT_LIT(o, "\r\n");
+    bool has_id = false;
+    for (uint32_t i = 0; i < h->n_headers; i++) {
+        const struct bgw_http_header *x = &h->headers[i];
+        if (x->hop) continue;
+        if (x->id == BGW_HDR_X_REQUEST_ID) has_id = true;
+        out_put(o, x->name, x->name_len);
+        PUT_LIT(o, ": ");
+        out_put(o, x->value, x->value_len);
+        PUT_LIT(o, "\r\n");
+    }
+    if (!has_id) {
+        PUT_LIT(o, "X-Request-Id: ");
+        out_put(o, r->request_id, strlen(r->request_id));
+        PUT_LIT(o, "\r\n");
+    }
+    if (h->has_body) {
+        if (h->has_content_length) {
+            PUT_LIT(o, "Content-Length: ");
+            put_uint(o, h->content_length);
+            PUT_LIT(o, "\r\n");
+        } else if (!r->http10) {
+            r->resp_chunked = true;
+            PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
+        } else {
+            r->resp_until_close = true;
+            c->close_after = true;
+        }
+    } else if (h->has_content_length && (r->head_method || h->status == 304)) {
+        PUT_LIT(o, "Content-Length: ");
+        put_uint(o, h->content_length);
+        PUT_LIT(o, "\r\n");
+    } else if (h->status >= 200 && h->status != 204 && h->status != 304) {
+        PUT_LIT(o, "Content-Length: 0\r\n");
+    }
+    if (!r->keep_alive || c->eof || c->w->draining || !r->body_done) c->close_after = true;
+    if (c->close_after) PUT_LIT(o, "Connection: close\r\n");
+    else if (r->http10) PUT_LIT(o, "Connection: keep-alive\r\n");
+    PUT_LIT(o, "\r\n");
+    r->status = (uint16_t)h->status;
+    r->resp_started = true;
+    return 0;
+}
+
+static void response_done(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    struct bgw_worker *w = c->w;
+    struct bgw_upconn *u = c->up;
+    if (r->resp_chunked) {
+        if (out_reserve(&c->out, &w->bufs, 8) < 0) {
+            client_close(c);
+            return;
+        }
+        PUT_LIT(&c->out, "0\r\n\r\n");
+    }
+    bool reusable = u->codec.complete && w->head.keep_alive && r->body_done && bgw_iobuf_len(&c->upout) == 0;
+    c->up = NULL;
+    u->client = NULL;
+    bgw_upstream_release(u, reusable);
+    if (!r->body_done) c->close_after = true;
+    request_end(c, r->status);
+    bgw_iobuf_put(&c->upout, &w->bufs);
+    c->state = c->close_after ? BGW_C_CLOSING : BGW_C_IDLE;
+    client_flush(c);
+    if (c->state != BGW_C_IDLE) return;
+    bgw_timer_set(&w->timers, &c->timer, w->now_ms + w->limits.idle_timeout_ms);
+    if (bgw_iobuf_len(&c->in)) client_process(c);          /* a pipelined request */
+    else if (bgw_iobuf_len(&c->out) == 0) bgw_iobuf_put(&c->in, &w->bufs);
+}
+
+/* Parse and forward what is in u->in. Returns false when the client's side is full (paused) or the
+ * request ended. */
+static bool forward_response(struct bgw_client *c, struct bgw_upconn *u)
+{
+    struct bgw_worker *w = c->w;
+    while (!u->head_done) {
+        const char *reason;
+        int rc = bgw_http1_parse_head(&u->codec, u->in.base + u->in.r, bgw_iobuf_len(&u->in), &w->head, &reason);
+        if (rc == 0) {
+            if (bgw_iobuf_space(&u->in) == 0 && u->in.r == 0 && u->in.cap <= BGW_HTTP_MAX_RESPONSE_HEAD &&
+                bgw_iobuf_grow(&u->in, BGW_HTTP_MAX_RESPONSE_HEAD + 4096) < 0) {
+                abort_upstream(c);
+                respond_local(c, 502, "upstream_unavailable", "out of memory", true);
+                return false;
+            }
+            return true;
+        }
+        if (rc < 0) {
+            bgw_log_warn("upstream %s sent a malformed response head: %s", u->pool->address, reason);
+            abort_upstream(c);
+            respond_local(c, 502, "bad_upstream_response", "the upstream sent a malformed response", true);
+            return false;
+        }
+        if (w->head.status >= 100 && w->head.status < 200) {
+            u->in.r += (uint32_t)rc;
+            if (w->head.status == 101) {
+                abort_upstream(c);
+                respond_local(c, 502, "bad_upstream_response", "protocol upgrades are not supported", true);
+                return false;
+            }
+            bgw_http1_init(&u->codec, true);
+            u->codec.head_request = c->req.head_method;
+            continue;                       /* interim response: the final one follows */
+        }
+        if (build_response_head(c, &w->head) < 0) {
+            client_close(c);
+            return false;
+        }
+        u->in.r += (uint32_t)rc;
+        u->head_done = true;
+        if (!w->head.has_body) {
+            response_done(c);
+            return false;
+        }
+    }
+    while (!u->codec.complete && bgw_iobuf_len(&u->in)) {
+        if (out_reserve(&c->out, &w->bufs, 0) < 0) {
+            client_close(c);
+            return false;
+        }
+        if (bgw_iobuf_space(&c->out) < 2 * BODY_MARGIN) {
+            bgw_iobuf_compact(&c->out);
+            if (bgw_iobuf_space(&c->out) < 2 * BODY_MARGIN) {
+                client_flush(c);
+                if (c->state == BGW_C_DEAD) return false;
+                bgw_iobuf_compact(&c->out);
+                if (bgw_iobuf_space(&c->out) < 2 * BODY_MARGIN) return false;  /* paused until EPOLLOUT */
+            }
+        }
+        size_t feed = bgw_iobuf_len(&u->in);
+        if (feed > bgw_iobuf_space(&c->out) - BODY_MARGIN) feed = bgw_iobuf_space(&c->out) - BODY_MARGIN;
+        long n = bgw_http1_body(&u->codec, u->in.base + u->in.r, feed, response_body_piece, c);
+        if (n < 0) {
+            bgw_log_warn("upstream %s sent a malformed response body", u->pool->address);
+            abort_upstream(c);
+            client_close(c);
+            return false;
+        }
+        u->in.r += (uint32_t)n;
+    }
+    if (u->codec.complete) {
+        response_done(c);
+        return false;
+    }
+    return true;
+}
+
+void bgw_proxy_upstream_readable(struct bgw_client *c)
+{
+    for (;;) {
+        struct bgw_upconn *u = c->up;
+        if (!u || c->state != BGW_C_PROXY) return;
+        int rc = bgw_upstream_fill(u);
+        if (rc < 0) {
+            if (!u->head_done) {
+                bool stale = u->reused && !u->got_response_bytes;
+                abort_upstream(c);
+                if (stale && retry_on_fresh(c)) return;
+                respond_local(c, 502, "upstream_unavailable", "the upstream closed the connection before answering",
+                              true);
+                return;
+            }
+            /* EOF: ends a close-delimited body, anything else was cut short. */
+            if (forward_response(c, u) && c->up == u) {
+                if (bgw_http1_eof(&u->codec) == 0 && u->codec.complete) {
+                    response_done(c);
+                    if (c->state != BGW_C_DEAD) client_flush(c);
+                } else {
+                    abort_upstream(c);
+                    client_flush(c);
+                    client_close(c);
+                }
+            }
+            return;
+        }
+        if (bgw_iobuf_len(&u->in) == 0) return;
+        if (!forward_response(c, u)) return;
+        if (c->state == BGW_C_DEAD) return;
+        client_flush(c);
+        if (rc != 2) return;
+    }
+}
+
+void bgw_proxy_drain(struct bgw_client *c)
+{
+    if (c->state == BGW_C_IDLE || c->state == BGW_C_HEAD) client_close(c);
+    else c->close_after = true;
+}

@@ -1,2 +1,149 @@
-/* snapshot.c - not written yet */
-typedef int bgw_snapshot_placeholder;
+/* snapshot.c - compile, reference-count and publish config snapshots (see snapshot.h). */
+#include "snapshot.h"
+
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bgw_snapshot *g_current;
+static atomic_uint_fast64_t g_generation;
+static atomic_uint_fast64_t g_accepted, g_rejected;
+
+void bgw_snapshot_count_update(bool accepted)
+{
+    atomic_fetch_add(accepted ? &g_accepted : &g_rejected, 1);
+}
+
+void bgw_snapshot_update_counts(uint64_t *accepted, uint64_t *rejected)
+{
+    *accepted = atomic_load(&g_accepted);
+    *rejected = atomic_load(&g_rejected);
+}
+
+static void snapshot_free(struct bgw_snapshot *s)
+{
+    if (!s) return;
+    if (s->services) {
+        for (size_t i = 0; i < s->cfg->n_services; i++) {
+            free(s->services[i].eps);
+            free(s->services[i].healthy);
+        }
+        free(s->services);
+    }
+    if (s->router) bgw_router_free(s->router);
+    free(s->config_json);
+    bgw_config_free(s->cfg);
+    free(s);
+}
+
+static int resolve(const struct bgw_endpoint *ep, struct bgw_snap_endpoint *out, char *err, size_t errlen,
+                   const char *svc, size_t idx)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", ep->port);
+    int rc = getaddrinfo(ep->host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "services[%s].endpoints[%zu]: cannot resolve \"%s\": %s", svc, idx, ep->host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
+    out->addrlen = res->ai_addrlen;
+    out->address = ep->address;
+    out->healthy = ep->healthy;
+    freeaddrinfo(res);
+    return 0;
+}
+
+struct bgw_snapshot *bgw_snapshot_build(struct bgw_config *cfg, const char *version, char *err, size_t errlen)
+{
+    struct bgw_snapshot *s = calloc(1, sizeof *s);
+    if (!s) {
+        bgw_config_free(cfg);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->cfg = cfg;
+    snprintf(s->version, sizeof s->version, "%s", version);
+    s->services = calloc(cfg->n_services ? cfg->n_services : 1, sizeof *s->services);
+    if (!s->services) goto oom;
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct bgw_service *svc = &cfg->services[i];
+        struct bgw_snap_service *ss = &s->services[i];
+        ss->cfg = svc;
+        ss->eps = calloc(svc->n_endpoints ? svc->n_endpoints : 1, sizeof *ss->eps);
+        ss->healthy = calloc(svc->n_endpoints ? svc->n_endpoints : 1, sizeof *ss->healthy);
+        if (!ss->eps || !ss->healthy) goto oom;
+        for (size_t k = 0; k < svc->n_endpoints; k++) {
+            if (resolve(&svc->endpoints[k], &ss->eps[k], err, errlen, svc->name, k) < 0) goto fail;
+            if (ss->eps[k].healthy) ss->healthy[ss->n_healthy++] = (uint32_t)k;
+        }
+        ss->n_eps = (uint32_t)svc->n_endpoints;
+    }
+    s->router = bgw_router_build(cfg, err, errlen);
+    if (!s->router) goto fail;
+    json_t *doc = bgw_config_to_json(cfg);
+    if (!doc) goto oom;
+    json_object_set_new(doc, "version", json_string(s->version));
+    s->config_json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    if (!s->config_json) goto oom;
+    return s;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    snapshot_free(s);
+    return NULL;
+}
+
+void bgw_snapshot_ref(struct bgw_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void bgw_snapshot_unref(struct bgw_snapshot *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) snapshot_free(s);
+}
+
+void bgw_snapshot_publish(struct bgw_snapshot *s)
+{
+    pthread_mutex_lock(&g_lock);
+    struct bgw_snapshot *old = g_current;
+    s->generation = atomic_load(&g_generation) + 1;
+    g_current = s;
+    atomic_store_explicit(&g_generation, s->generation, memory_order_release);
+    pthread_mutex_unlock(&g_lock);
+    bgw_snapshot_unref(old);
+}
+
+struct bgw_snapshot *bgw_snapshot_current(void)
+{
+    pthread_mutex_lock(&g_lock);
+    struct bgw_snapshot *s = g_current;
+    if (s) bgw_snapshot_ref(s);
+    pthread_mutex_unlock(&g_lock);
+    return s;
+}
+
+uint64_t bgw_snapshot_generation(void)
+{
+    return atomic_load_explicit(&g_generation, memory_order_acquire);
+}
+
+void bgw_snapshot_hash_version(const char *text, size_t len, char out[17])
+{
+    uint64_t h = 0xcbf29ce484222325ull;          /* FNV-1a 64 */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)text[i];
+        h *= 0x100000001b3ull;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}

@@ -1,0 +1,97 @@
+/*
+ * proxy.h - the request lifecycle on a client connection: read a head, normalise, route, pick an endpoint,
+ * forward the head and stream the body up, stream the response down, keep the connection alive.
+ *
+ * Bodies are re-framed both ways (Content-Length kept, chunked re-encoded, close-delimited responses
+ * chunked for HTTP/1.1 clients) through bounded buffers: a side whose output buffer is full stops reading
+ * its input, so memory per connection is bounded whatever the body size.
+ */
+#ifndef BGW_PROXY_H
+#define BGW_PROXY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "http1.h"
+#include "timer.h"
+#include "upstream.h"
+#include "worker.h"
+
+/* A worker's view of one snapshot: the snapshot and, per service and endpoint, the worker's runtime state. */
+struct bgw_wsnap {
+    struct bgw_snapshot *snap;
+    uint32_t users;                  /* requests still running on it, plus one while it is current */
+    struct bgw_svc_rt **svc;         /* per snapshot service */
+    struct bgw_pool ***pools;        /* per snapshot service, per endpoint */
+};
+
+enum bgw_client_state { BGW_C_IDLE = 1, BGW_C_HEAD, BGW_C_PROXY, BGW_C_CLOSING, BGW_C_DEAD };
+
+struct bgw_request {
+    struct bgw_wsnap *ws;            /* holds a use of it while the request runs */
+    long route;                      /* index into the snapshot's routes, -1 before routing */
+    uint64_t start_ns;
+    uint16_t method;                 /* stats label index */
+    uint16_t status;                 /* status sent to the client */
+    bool head_method;
+    bool keep_alive;                 /* the client allows reuse */
+    bool http10;
+    bool body_done;                  /* the request body was fully read */
+    bool up_chunked;                 /* the body goes upstream chunk-encoded */
+    bool resp_started;               /* bytes of the response were queued for the client */
+    bool resp_chunked;               /* the response body goes to the client chunk-encoded */
+    bool resp_until_close;           /* HTTP/1.0 client, body delimited by close */
+    bool retried;                    /* already moved once from a stale pooled connection */
+    bool counted;                    /* in-flight gauge incremented */
+    uint64_t body_bytes;             /* request body bytes forwarded so far */
+    uint64_t max_body;               /* UINT64_MAX: no limit */
+    uint32_t service;                /* index into the snapshot's services */
+    uint32_t endpoint;
+    char request_id[129];
+};
+
+struct bgw_client {
+    struct bgw_ev ev;                /* first: epoll data points here */
+    uint8_t state;
+    bool eof;                        /* the client closed its side */
+    bool close_after;                /* close once the output is flushed */
+    bool want_continue;              /* send 100 Continue before reading the body */
+    struct bgw_worker *w;
+    struct bgw_client *next;         /* the service's waiting queue, or the worker's dead list */
+    struct bgw_client *all_prev, *all_next;   /* every client of the worker */
+    struct bgw_upconn *up;
+    struct bgw_iobuf in;             /* from the client */
+    struct bgw_iobuf out;            /* to the client */
+    struct bgw_iobuf upout;          /* to the upstream: the request head, then body pieces */
+    struct bgw_http1 codec;
+    struct bgw_timer timer;          /* idle, header-read or request timeout */
+    struct bgw_request req;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+/* A new client connection fd (non-blocking) accepted by w from peer. */
+void bgw_proxy_accept(struct bgw_worker *w, int fd, const struct sockaddr_storage *peer);
+/* Event from epoll for c. */
+void bgw_proxy_on_event(struct bgw_client *c, uint32_t events);
+
+/* Called by the upstream module. */
+void bgw_proxy_upstream_ready(struct bgw_client *c, struct bgw_upconn *u);    /* connected or reused */
+void bgw_proxy_upstream_readable(struct bgw_client *c);                       /* response bytes in u->in */
+void bgw_proxy_upstream_writable(struct bgw_client *c);
+void bgw_proxy_upstream_failed(struct bgw_client *c, bool connect_failed);    /* u is gone */
+void bgw_proxy_dispatch_waiting(struct bgw_client *c, struct bgw_upconn *u);  /* a queued request gets u */
+
+/* Draining: close c now if it is idle, else once its current response is sent. */
+void bgw_proxy_drain(struct bgw_client *c);
+
+/* Release one use of a worker snapshot view; frees it when unused and no longer current. */
+void bgw_wsnap_release(struct bgw_worker *w, struct bgw_wsnap *ws);
+/* Build the worker's view of s. NULL when out of memory. */
+struct bgw_wsnap *bgw_wsnap_build(struct bgw_worker *w, struct bgw_snapshot *s);
+
+/* Free the clients closed during this loop turn. */
+void bgw_proxy_reap(struct bgw_worker *w);
+
+#endif
