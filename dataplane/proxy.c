@@ -190,6 +190,13 @@ static void abort_upstream(struct bgw_client *c)
     bgw_upstream_release(u, false);
 }
 
+/* The route timeout bounds the wait for the response head, then any pause while a body streams. */
+static void request_progress(struct bgw_client *c)
+{
+    const struct bgw_route *rt = req_route(&c->req);
+    if (rt && rt->timeout_ms) bgw_timer_set(&c->w->timers, &c->timer, c->w->now_ms + rt->timeout_ms);
+}
+
 /* ---- client connection ---- */
 
 static void client_timeout(struct bgw_timer *t);
@@ -268,7 +275,7 @@ static void client_timeout(struct bgw_timer *t)
         break;
     case BGW_C_PROXY:
         if (c->req.resp_started) client_close(c);
-        else respond_local(c, 504, "upstream_timeout", "the upstream did not answer in time", true);
+        else respond_local(c, 504, "upstream_timeout", "the upstream did not answer in time", false);
         break;
     default:
         client_close(c);
@@ -505,6 +512,7 @@ static void attach(struct bgw_client *c, struct bgw_upconn *u)
     c->up = u;
     u->client = c;
     u->codec.head_request = c->req.head_method;
+    c->req.up_start_ns = bgw_now_ns();
     if (u->state == BGW_UP_ACTIVE) bgw_proxy_upstream_ready(c, u);
 }
 
@@ -782,6 +790,7 @@ static void pump_request_body(struct bgw_client *c)
             return;
         }
         c->in.r += (uint32_t)n;
+        if (n > 0) request_progress(c);
         if (c->codec.complete) {
             r->body_done = true;
             if (r->up_chunked) {
@@ -943,7 +952,9 @@ static void response_done(struct bgw_client *c)
         }
         PUT_LIT(&c->out, "0\r\n\r\n");
     }
-    bool reusable = u->codec.complete && w->head.keep_alive && r->body_done && bgw_iobuf_len(&c->upout) == 0;
+    bool reusable = u->codec.complete && u->keep_alive && r->body_done && bgw_iobuf_len(&c->upout) == 0;
+    bgw_stats_upstream(&w->stats, r->ws->snap->cfg->services[r->service].name, r->status,
+                       bgw_now_ns() - r->up_start_ns);
     c->up = NULL;
     u->client = NULL;
     bgw_upstream_release(u, reusable);
@@ -998,6 +1009,7 @@ static bool forward_response(struct bgw_client *c, struct bgw_upconn *u)
         }
         u->in.r += (uint32_t)rc;
         u->head_done = true;
+        u->keep_alive = w->head.keep_alive;
         if (!w->head.has_body) {
             response_done(c);
             return false;
@@ -1027,6 +1039,7 @@ static bool forward_response(struct bgw_client *c, struct bgw_upconn *u)
             return false;
         }
         u->in.r += (uint32_t)n;
+        if (n > 0 && c->req.resp_started) request_progress(c);
     }
     if (u->codec.complete) {
         response_done(c);

@@ -33,6 +33,7 @@ struct bgw_request {
     struct bgw_wsnap *ws;            /* holds a use of it while the request runs */
     long route;                      /* index into the snapshot's routes, -1 before routing */
     uint64_t start_ns;
+    uint64_t up_start_ns;            /* when the request went to its upstream connection */
     uint16_t method;                 /* stats label index */
     uint16_t status;                 /* status sent to the client */
     bool head_method;

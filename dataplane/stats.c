@@ -1,6 +1,7 @@
-/* stats.c - per-worker request counters and latency histograms, and their Prometheus text (see stats.h). */
+/* stats.c - per-worker counters, gauges and latency histograms, and their Prometheus text (see stats.h). */
 #include "stats.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,131 +40,232 @@ static const char *intern(const char *s)
     return d ? d : "?";
 }
 
-void bgw_stats_request(struct bgw_stats *s, const char *route, const char *service, uint16_t method,
-                       unsigned code, uint64_t duration_ns)
+static uint64_t key_hash(uint8_t family, const char *a, const char *b, uint16_t method, uint16_t code)
 {
-    uint64_t rs = hash_str(hash_str(0xcbf29ce484222325ull, route) * 31u, service);
-    uint64_t h = (rs ^ ((uint64_t)method << 48) ^ ((uint64_t)code << 32)) * 0x9e3779b97f4a7c15ull;
-    if (h == 0) h = 1;
-    for (uint32_t i = 0; i < BGW_STATS_REQ_SLOTS; i++) {
-        struct bgw_stat_req *e = &s->req[(h + i) & (BGW_STATS_REQ_SLOTS - 1)];
+    uint64_t h = hash_str(hash_str(0xcbf29ce484222325ull ^ family, a) * 31u, b);
+    h = (h ^ ((uint64_t)method << 48) ^ ((uint64_t)code << 32)) * 0x9e3779b97f4a7c15ull;
+    return h ? h : 1;
+}
+
+static void counter_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint16_t method,
+                        uint16_t code, int64_t d)
+{
+    uint64_t h = key_hash(family, a, b, method, code);
+    for (uint32_t i = 0; i < BGW_STATS_COUNTER_SLOTS; i++) {
+        struct bgw_stat_counter *e = &s->counters[(h + i) & (BGW_STATS_COUNTER_SLOTS - 1)];
         uint64_t eh = LOAD(e->hash);
-        if (eh == h && e->method == method && e->code == code && strcmp(e->route, route) == 0 &&
-            strcmp(e->service, service) == 0) {
-            INC(e->count, 1);
-            break;
-        }
         if (eh == 0) {
-            e->route = intern(route);
-            e->service = intern(service);
+            e->a = intern(a);
+            e->b = intern(b);
+            e->family = family;
             e->method = method;
-            e->code = (uint16_t)code;
-            e->count = 1;
+            e->code = code;
+            e->value = d;
             __atomic_store_n(&e->hash, h, __ATOMIC_RELEASE);
-            break;
+            return;
         }
-    }
-    uint64_t hh = rs ? rs : 1;
-    for (uint32_t i = 0; i < BGW_STATS_HIST_SLOTS; i++) {
-        struct bgw_stat_hist *e = &s->hist[(hh + i) & (BGW_STATS_HIST_SLOTS - 1)];
-        uint64_t eh = LOAD(e->hash);
-        if (eh == 0) {
-            e->route = intern(route);
-            e->service = intern(service);
-            __atomic_store_n(&e->hash, hh, __ATOMIC_RELEASE);
-        } else if (eh != hh || strcmp(e->route, route) != 0 || strcmp(e->service, service) != 0) {
-            continue;
+        if (eh == h && e->family == family && e->method == method && e->code == code && !strcmp(e->a, a) &&
+            !strcmp(e->b, b)) {
+            INC(e->value, d);
+            return;
         }
-        double secs = (double)duration_ns / 1e9;
-        int b = 0;
-        while (b < BGW_HIST_BOUNDS && secs > bgw_hist_bounds[b]) b++;
-        INC(e->buckets[b], 1);
-        INC(e->sum_ns, duration_ns);
-        INC(e->count, 1);
-        break;
     }
 }
 
+static void hist_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint64_t ns)
+{
+    uint64_t h = key_hash(family, a, b, 0, 0);
+    for (uint32_t i = 0; i < BGW_STATS_HIST_SLOTS; i++) {
+        struct bgw_stat_hist *e = &s->hist[(h + i) & (BGW_STATS_HIST_SLOTS - 1)];
+        uint64_t eh = LOAD(e->hash);
+        if (eh == 0) {
+            e->a = intern(a);
+            e->b = intern(b);
+            e->family = family;
+            __atomic_store_n(&e->hash, h, __ATOMIC_RELEASE);
+        } else if (eh != h || e->family != family || strcmp(e->a, a) != 0 || strcmp(e->b, b) != 0) {
+            continue;
+        }
+        double secs = (double)ns / 1e9;
+        int k = 0;
+        while (k < BGW_HIST_BOUNDS && secs > bgw_hist_bounds[k]) k++;
+        INC(e->buckets[k], 1);
+        INC(e->sum_ns, ns);
+        INC(e->count, 1);
+        return;
+    }
+}
+
+void bgw_stats_request(struct bgw_stats *s, const char *route, const char *service, uint16_t method,
+                       unsigned code, uint64_t duration_ns)
+{
+    counter_add(s, BGW_STAT_REQUESTS, route, service, method, (uint16_t)code, 1);
+    hist_add(s, BGW_STAT_REQUEST_DURATION, route, service, duration_ns);
+}
+
+void bgw_stats_upstream(struct bgw_stats *s, const char *service, unsigned code, uint64_t duration_ns)
+{
+    counter_add(s, BGW_STAT_UPSTREAM_REQUESTS, service, "", 0, (uint16_t)code, 1);
+    hist_add(s, BGW_STAT_UPSTREAM_DURATION, service, "", duration_ns);
+}
+
+void bgw_stats_upstream_conns(struct bgw_stats *s, const char *service, int d)
+{
+    counter_add(s, BGW_STAT_UPSTREAM_CONNS, service, "", 0, 0, d);
+}
+
+/* ---- scrape ---- */
+
 /* Label values are config names ([A-Za-z0-9._-]) and fixed strings: nothing to escape. */
 
-struct agg_req { const char *route, *service; uint16_t method, code; uint64_t count; };
-struct agg_hist { const char *route, *service; uint64_t buckets[BGW_HIST_BOUNDS + 1]; uint64_t sum_ns, count; };
+struct agg {
+    const struct bgw_stat_counter *key;
+    int64_t value;
+};
+
+struct agg_hist {
+    const struct bgw_stat_hist *key;
+    uint64_t buckets[BGW_HIST_BOUNDS + 1];
+    uint64_t sum_ns, count;
+};
+
+/* A small open-addressing map from a slot's labels to its sum over workers. */
+static size_t agg_find(struct agg *t, size_t cap, const struct bgw_stat_counter *e, uint64_t h)
+{
+    for (size_t i = 0;; i++) {
+        size_t k = (h + i) & (cap - 1);
+        const struct bgw_stat_counter *x = t[k].key;
+        if (!x || (x->family == e->family && x->method == e->method && x->code == e->code && !strcmp(x->a, e->a) &&
+                   !strcmp(x->b, e->b)))
+            return k;
+    }
+}
+
+static size_t agg_hist_find(struct agg_hist *t, size_t cap, const struct bgw_stat_hist *e, uint64_t h)
+{
+    for (size_t i = 0;; i++) {
+        size_t k = (h + i) & (cap - 1);
+        const struct bgw_stat_hist *x = t[k].key;
+        if (!x || (x->family == e->family && !strcmp(x->a, e->a) && !strcmp(x->b, e->b))) return k;
+    }
+}
+
+#define P(...) do { if (bgw_strbuf_printf(buf, len, cap, __VA_ARGS__) < 0) return -1; } while (0)
+
+static int render_counters(const struct agg *t, size_t cap, uint8_t family, char **buf, size_t *len, size_t *ncap)
+{
+    size_t *cp = ncap;
+    for (size_t k = 0; k < cap; k++) {
+        const struct bgw_stat_counter *e = t[k].key;
+        if (!e || e->family != family) continue;
+        unsigned long long v = (unsigned long long)(t[k].value < 0 ? 0 : t[k].value);
+        int rc = 0;
+        switch (family) {
+        case BGW_STAT_REQUESTS:
+            rc = bgw_strbuf_printf(buf, len, cp,
+                                   "bgw_http_requests_total{route=\"%s\",service=\"%s\",method=\"%s\",code=\"%u\"} %llu\n",
+                                   e->a, e->b, bgw_stats_method_names[e->method], e->code, v);
+            break;
+        case BGW_STAT_UPSTREAM_REQUESTS:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_upstream_requests_total{service=\"%s\",code=\"%u\"} %llu\n",
+                                   e->a, e->code, v);
+            break;
+        case BGW_STAT_UPSTREAM_CONNS:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_upstream_connections_active{service=\"%s\"} %llu\n", e->a, v);
+            break;
+        default:
+            break;
+        }
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+static int render_hists(const struct agg_hist *t, size_t tcap, uint8_t family, const char *name, char **buf,
+                        size_t *len, size_t *cap)
+{
+    for (size_t k = 0; k < tcap; k++) {
+        const struct bgw_stat_hist *e = t[k].key;
+        if (!e || e->family != family) continue;
+        char labels[300];
+        if (family == BGW_STAT_REQUEST_DURATION)
+            snprintf(labels, sizeof labels, "route=\"%s\",service=\"%s\"", e->a, e->b);
+        else
+            snprintf(labels, sizeof labels, "service=\"%s\"", e->a);
+        uint64_t cum = 0;
+        for (int b = 0; b < BGW_HIST_BOUNDS; b++) {
+            cum += t[k].buckets[b];
+            P("%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bgw_hist_bounds[b], (unsigned long long)cum);
+        }
+        cum += t[k].buckets[BGW_HIST_BOUNDS];
+        P("%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
+        P("%s_sum{%s} %.9f\n", name, labels, (double)t[k].sum_ns / 1e9);
+        P("%s_count{%s} %llu\n", name, labels, (unsigned long long)t[k].count);
+    }
+    return 0;
+}
 
 int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, size_t *len, size_t *cap)
 {
-    /* Sum across workers with a simple quadratic merge: label sets are small. */
-    size_t nreq = 0, nhist = 0;
-    struct agg_req *ar = calloc(BGW_STATS_REQ_SLOTS, sizeof *ar);
-    struct agg_hist *ah = calloc(BGW_STATS_HIST_SLOTS, sizeof *ah);
+    size_t mult = 1;
+    while (mult < n) mult *= 2;                   /* room for every worker's distinct series */
+    const size_t ccap = 2 * BGW_STATS_COUNTER_SLOTS * mult, hcap = 2 * BGW_STATS_HIST_SLOTS * mult;
+    struct agg *ct = calloc(ccap, sizeof *ct);
+    struct agg_hist *ht = calloc(hcap, sizeof *ht);
     int rc = -1;
-    if (!ar || !ah) goto out;
+    if (!ct || !ht) goto out;
     int64_t in_flight = 0, active = 0;
     for (size_t w = 0; w < n; w++) {
         const struct bgw_stats *s = workers[w];
         in_flight += LOAD(s->in_flight);
         active += LOAD(s->downstream_active);
-        for (uint32_t i = 0; i < BGW_STATS_REQ_SLOTS; i++) {
-            const struct bgw_stat_req *e = &s->req[i];
-            if (!__atomic_load_n(&e->hash, __ATOMIC_ACQUIRE)) continue;
-            size_t k = 0;
-            for (; k < nreq; k++)
-                if (ar[k].method == e->method && ar[k].code == e->code && !strcmp(ar[k].route, e->route) &&
-                    !strcmp(ar[k].service, e->service)) break;
-            if (k == nreq) {
-                if (nreq == BGW_STATS_REQ_SLOTS) continue;
-                ar[nreq++] = (struct agg_req){e->route, e->service, e->method, e->code, 0};
-            }
-            ar[k].count += LOAD(e->count);
+        for (uint32_t i = 0; i < BGW_STATS_COUNTER_SLOTS; i++) {
+            const struct bgw_stat_counter *e = &s->counters[i];
+            uint64_t h = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE);
+            if (!h) continue;
+            size_t k = agg_find(ct, ccap, e, h);
+            if (!ct[k].key) ct[k].key = e;
+            ct[k].value += LOAD(e->value);
         }
         for (uint32_t i = 0; i < BGW_STATS_HIST_SLOTS; i++) {
             const struct bgw_stat_hist *e = &s->hist[i];
-            if (!__atomic_load_n(&e->hash, __ATOMIC_ACQUIRE)) continue;
-            size_t k = 0;
-            for (; k < nhist; k++)
-                if (!strcmp(ah[k].route, e->route) && !strcmp(ah[k].service, e->service)) break;
-            if (k == nhist) {
-                if (nhist == BGW_STATS_HIST_SLOTS) continue;
-                ah[nhist].route = e->route;
-                ah[nhist].service = e->service;
-                nhist++;
-            }
-            for (int b = 0; b <= BGW_HIST_BOUNDS; b++) ah[k].buckets[b] += LOAD(e->buckets[b]);
-            ah[k].sum_ns += LOAD(e->sum_ns);
-            ah[k].count += LOAD(e->count);
+            uint64_t h = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE);
+            if (!h) continue;
+            size_t k = agg_hist_find(ht, hcap, e, h);
+            if (!ht[k].key) ht[k].key = e;
+            for (int b = 0; b <= BGW_HIST_BOUNDS; b++) ht[k].buckets[b] += LOAD(e->buckets[b]);
+            ht[k].sum_ns += LOAD(e->sum_ns);
+            ht[k].count += LOAD(e->count);
         }
     }
+#undef P
 #define P(...) do { if (bgw_strbuf_printf(buf, len, cap, __VA_ARGS__) < 0) goto out; } while (0)
     P("# HELP bgw_http_requests_total Requests answered, by route, service, method and status code.\n"
       "# TYPE bgw_http_requests_total counter\n");
-    for (size_t k = 0; k < nreq; k++)
-        P("bgw_http_requests_total{route=\"%s\",service=\"%s\",method=\"%s\",code=\"%u\"} %llu\n", ar[k].route,
-          ar[k].service, bgw_stats_method_names[ar[k].method], ar[k].code, (unsigned long long)ar[k].count);
+    if (render_counters(ct, ccap, BGW_STAT_REQUESTS, buf, len, cap) < 0) goto out;
     P("# HELP bgw_http_request_duration_seconds Time from a request's head to the end of its response.\n"
       "# TYPE bgw_http_request_duration_seconds histogram\n");
-    for (size_t k = 0; k < nhist; k++) {
-        uint64_t cum = 0;
-        for (int b = 0; b < BGW_HIST_BOUNDS; b++) {
-            cum += ah[k].buckets[b];
-            P("bgw_http_request_duration_seconds_bucket{route=\"%s\",service=\"%s\",le=\"%g\"} %llu\n",
-              ah[k].route, ah[k].service, bgw_hist_bounds[b], (unsigned long long)cum);
-        }
-        cum += ah[k].buckets[BGW_HIST_BOUNDS];
-        P("bgw_http_request_duration_seconds_bucket{route=\"%s\",service=\"%s\",le=\"+Inf\"} %llu\n",
-          ah[k].route, ah[k].service, (unsigned long long)cum);
-        P("bgw_http_request_duration_seconds_sum{route=\"%s\",service=\"%s\"} %.9f\n", ah[k].route,
-          ah[k].service, (double)ah[k].sum_ns / 1e9);
-        P("bgw_http_request_duration_seconds_count{route=\"%s\",service=\"%s\"} %llu\n", ah[k].route,
-          ah[k].service, (unsigned long long)ah[k].count);
-    }
+    if (render_hists(ht, hcap, BGW_STAT_REQUEST_DURATION, "bgw_http_request_duration_seconds", buf, len, cap) < 0)
+        goto out;
     P("# HELP bgw_http_requests_in_flight Requests being served.\n# TYPE bgw_http_requests_in_flight gauge\n"
       "bgw_http_requests_in_flight %lld\n", (long long)in_flight);
     P("# HELP bgw_downstream_connections_active Open client connections.\n"
       "# TYPE bgw_downstream_connections_active gauge\nbgw_downstream_connections_active %lld\n",
       (long long)active);
+    P("# HELP bgw_upstream_requests_total Responses received from upstreams, by service and status code.\n"
+      "# TYPE bgw_upstream_requests_total counter\n");
+    if (render_counters(ct, ccap, BGW_STAT_UPSTREAM_REQUESTS, buf, len, cap) < 0) goto out;
+    P("# HELP bgw_upstream_request_duration_seconds Time from sending a request upstream to the end of its response.\n"
+      "# TYPE bgw_upstream_request_duration_seconds histogram\n");
+    if (render_hists(ht, hcap, BGW_STAT_UPSTREAM_DURATION, "bgw_upstream_request_duration_seconds", buf, len, cap) < 0)
+        goto out;
+    P("# HELP bgw_upstream_connections_active Open upstream connections, by service.\n"
+      "# TYPE bgw_upstream_connections_active gauge\n");
+    if (render_counters(ct, ccap, BGW_STAT_UPSTREAM_CONNS, buf, len, cap) < 0) goto out;
 #undef P
     rc = 0;
 out:
-    free(ar);
-    free(ah);
+    free(ct);
+    free(ht);
     return rc;
 }

@@ -14,31 +14,42 @@
 
 #include "strbuf.h"
 
-#define BGW_STATS_REQ_SLOTS 4096
+#define BGW_STATS_COUNTER_SLOTS 4096
 #define BGW_STATS_HIST_SLOTS 1024
 #define BGW_HIST_BOUNDS 17
 
 /* Upper bounds of the latency histogram buckets, in seconds (+Inf is implicit). */
 extern const double bgw_hist_bounds[BGW_HIST_BOUNDS];
 
-struct bgw_stat_req {
+/* Series families kept in the tables. */
+enum bgw_stat_family {
+    BGW_STAT_REQUESTS = 1,        /* counter {route, service, method, code} */
+    BGW_STAT_UPSTREAM_REQUESTS,   /* counter {service, code} */
+    BGW_STAT_UPSTREAM_CONNS,      /* gauge {service} */
+    BGW_STAT_REQUEST_DURATION,    /* histogram {route, service} */
+    BGW_STAT_UPSTREAM_DURATION,   /* histogram {service} */
+};
+
+struct bgw_stat_counter {
     uint64_t hash;              /* 0: free slot; published last */
-    const char *route, *service;
+    const char *a, *b;          /* label values (interned) */
+    uint8_t family;
     uint16_t method;            /* index into bgw_stats_method_names */
     uint16_t code;
-    uint64_t count;
+    int64_t value;
 };
 
 struct bgw_stat_hist {
     uint64_t hash;
-    const char *route, *service;
+    const char *a, *b;
+    uint8_t family;
     uint64_t buckets[BGW_HIST_BOUNDS + 1];   /* non-cumulative; last is +Inf */
     uint64_t sum_ns;
     uint64_t count;
 };
 
 struct bgw_stats {
-    struct bgw_stat_req req[BGW_STATS_REQ_SLOTS];
+    struct bgw_stat_counter counters[BGW_STATS_COUNTER_SLOTS];
     struct bgw_stat_hist hist[BGW_STATS_HIST_SLOTS];
     int64_t in_flight;
     int64_t downstream_active;
@@ -49,17 +60,21 @@ extern const char *const bgw_stats_method_names[];
 /* The label index of a method (unknown methods share "OTHER"). */
 uint16_t bgw_stats_method(const char *m, size_t len);
 
-/* Count one finished request. route/service may be "no_route"/"" for unmatched requests. */
+/* Count one finished request. route is "no_route" and service "" for unmatched requests. */
 void bgw_stats_request(struct bgw_stats *s, const char *route, const char *service, uint16_t method,
                        unsigned code, uint64_t duration_ns);
+/* Count one response received from an upstream of service, duration_ns after the request was sent. */
+void bgw_stats_upstream(struct bgw_stats *s, const char *service, unsigned code, uint64_t duration_ns);
+/* Add d to the open upstream connections of service. */
+void bgw_stats_upstream_conns(struct bgw_stats *s, const char *service, int d);
 
 static inline void bgw_stats_gauge_add(int64_t *g, int64_t d)
 {
     __atomic_store_n(g, __atomic_load_n(g, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED);
 }
 
-/* Append the Prometheus text of the request families, summed over n workers, to a growing string
- * (*buf of *len bytes, *cap allocated). Returns 0 or -1 (out of memory). */
+/* Append the Prometheus text of these families, summed over n workers, to a growing string.
+ * Returns 0 or -1 (out of memory). */
 int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, size_t *len, size_t *cap);
 
 #endif

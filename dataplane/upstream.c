@@ -67,6 +67,7 @@ void bgw_upstream_close(struct bgw_upconn *u)
     u->ev.fd = -1;
     bgw_iobuf_put(&u->in, &w->bufs);
     u->svc->n_conns--;
+    bgw_stats_upstream_conns(&w->stats, u->svc->name, -1);
     u->state = BGW_UP_DEAD;
     u->client = NULL;
     u->next = w->dead_upconns;
@@ -121,6 +122,7 @@ struct bgw_upconn *bgw_upstream_acquire(struct bgw_worker *w, struct bgw_svc_rt 
     u->pool = pool;
     u->timer.cb = upconn_timeout;
     svc->n_conns++;
+    bgw_stats_upstream_conns(&w->stats, svc->name, 1);
     bgw_http1_init(&u->codec, true);
     int rc = connect(fd, (const struct sockaddr *)&pool->addr, pool->addrlen);
     if (rc < 0 && errno != EINPROGRESS) {
@@ -196,7 +198,7 @@ int bgw_upstream_fill(struct bgw_upconn *u)
     if (bgw_iobuf_get(&u->in, &u->w->bufs) < 0) return -1;
     if (bgw_iobuf_space(&u->in) == 0) {
         bgw_iobuf_compact(&u->in);
-        if (bgw_iobuf_space(&u->in) == 0) return 0;    /* full: the client side drains it first */
+        if (bgw_iobuf_space(&u->in) == 0) return 2;    /* full: the client side drains it, then reads again */
     }
     size_t want = bgw_iobuf_space(&u->in);
     ssize_t n = read(u->ev.fd, u->in.base + u->in.w, want);

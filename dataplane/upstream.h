@@ -49,6 +49,7 @@ struct bgw_upconn {
     bool reused;                      /* served a request before this one */
     bool got_response_bytes;
     bool head_done;                   /* the response head was forwarded */
+    bool keep_alive;                  /* the response head allows reuse */
     struct bgw_worker *w;
     struct bgw_svc_rt *svc;
     struct bgw_pool *pool;
@@ -73,8 +74,8 @@ struct bgw_pool *bgw_pool_get(struct bgw_svc_rt *svc, const struct sockaddr_stor
 struct bgw_upconn *bgw_upstream_acquire(struct bgw_worker *w, struct bgw_svc_rt *svc, struct bgw_pool *pool,
                                         uint32_t connect_timeout_ms, bool fresh, bool *failed);
 
-/* Read what the upstream sent into u->in. Returns 2 when the buffer filled (more may wait), 1 when bytes
- * arrived, 0 when none (or no room), -1 on EOF or error. */
+/* Read what the upstream sent into u->in. Returns 2 when the buffer is full (more may wait), 1 when bytes
+ * arrived and the socket is drained for now, 0 when nothing was there, -1 on EOF or error. */
 int bgw_upstream_fill(struct bgw_upconn *u);
 
 /* The request is done with u: pool it when reusable, else close it. Then serve a waiting request. */

@@ -1,0 +1,45 @@
+# Baribhara Gateway - the two everyday commands:
+#   make run    install what is missing, build, start an example upstream and bgw-proxy on examples/quickstart
+#   make test   install what is missing, build, run every test (unit, integration, unit under ASan+UBSan, fuzz)
+
+# Debian 12 packages the build and the tests need.
+DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
+        libhttp-parser-dev libmicrohttpd-dev libjansson-dev check \
+        python3 curl procps nginx-light haproxy wrk
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build run test test-unit test-asan test-fuzz bench clean
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j $(JOBS)
+
+run: build
+	@sh examples/quickstart/run.sh
+
+test: build
+	cd build && ctest --output-on-failure -j 1
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBGW_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -L unit
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBGW_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+bench: build
+	tests/bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
