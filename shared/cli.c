@@ -16,6 +16,9 @@ static char *xstrdup_printf(const char *a, const char *b)
     return s;
 }
 
+/* The merged argv lives as long as the process (getopt hands out pointers into it). */
+static char **g_argv;
+
 char **bgw_cli_with_env(int argc, char **argv, const struct option *opts, int *out_argc)
 {
     size_t nopts = 0;
@@ -44,5 +47,6 @@ char **bgw_cli_with_env(int argc, char **argv, const struct option *opts, int *o
     for (int i = 1; i < argc; i++) out[n++] = argv[i];
     out[n] = NULL;
     *out_argc = n;
+    g_argv = out;
     return out;
 }

@@ -11,8 +11,8 @@
 
 /*
  * Returns a new argv (argv[0], then one "--flag=value" / "--flag" per environment variable found for
- * opts, then argv[1..]) and stores its length in *out_argc. The array and its strings are leaked on
- * purpose (they live as long as the process). Never NULL (aborts on out of memory).
+ * opts, then argv[1..]) and stores its length in *out_argc. The array and its strings live as long as
+ * the process (getopt hands out pointers into them). Never NULL (aborts on out of memory).
  */
 char **bgw_cli_with_env(int argc, char **argv, const struct option *opts, int *out_argc);
 
