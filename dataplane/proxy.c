@@ -850,12 +850,13 @@ static void upstream_write_failed(struct bgw_client *c)
     respond_local(c, 502, "upstream_unavailable", "the upstream connection failed", true);
 }
 
-void bgw_proxy_upstream_failed(struct bgw_client *c, bool connect_failed)
+void bgw_proxy_upstream_failed(struct bgw_client *c, enum bgw_up_failure why)
 {
     c->up = NULL;
-    respond_local(c, 502, "upstream_unavailable",
-                  connect_failed ? "cannot connect to the upstream" : "the upstream connection failed",
-                  !c->req.body_done);
+    if (why == BGW_UP_CONNECT_TIMEOUT)
+        respond_local(c, 504, "upstream_timeout", "connecting to the upstream timed out", !c->req.body_done);
+    else
+        respond_local(c, 502, "upstream_unavailable", "cannot connect to the upstream", !c->req.body_done);
 }
 
 void bgw_proxy_dispatch_waiting(struct bgw_client *c, struct bgw_upconn *u)

@@ -81,7 +81,8 @@ void bgw_proxy_on_event(struct bgw_client *c, uint32_t events);
 void bgw_proxy_upstream_ready(struct bgw_client *c, struct bgw_upconn *u);    /* connected or reused */
 void bgw_proxy_upstream_readable(struct bgw_client *c);                       /* response bytes in u->in */
 void bgw_proxy_upstream_writable(struct bgw_client *c);
-void bgw_proxy_upstream_failed(struct bgw_client *c, bool connect_failed);    /* u is gone */
+enum bgw_up_failure { BGW_UP_CONNECT_FAILED, BGW_UP_CONNECT_TIMEOUT };
+void bgw_proxy_upstream_failed(struct bgw_client *c, enum bgw_up_failure why);  /* u is gone */
 void bgw_proxy_dispatch_waiting(struct bgw_client *c, struct bgw_upconn *u);  /* a queued request gets u */
 
 /* Draining: close c now if it is idle, else once its current response is sent. */

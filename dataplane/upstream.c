@@ -187,7 +187,7 @@ static void upconn_timeout(struct bgw_timer *t)
     if (u->state == BGW_UP_CONNECTING) {
         struct bgw_client *c = u->client;
         bgw_upstream_close(u);
-        if (c) bgw_proxy_upstream_failed(c, true);
+        if (c) bgw_proxy_upstream_failed(c, BGW_UP_CONNECT_TIMEOUT);
     } else if (u->state == BGW_UP_IDLE) {
         bgw_upstream_close(u);
     }
@@ -226,7 +226,7 @@ void bgw_upstream_on_event(struct bgw_upconn *u, uint32_t events)
         if (getsockopt(u->ev.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
             struct bgw_client *c = u->client;
             bgw_upstream_close(u);
-            if (c) bgw_proxy_upstream_failed(c, true);
+            if (c) bgw_proxy_upstream_failed(c, BGW_UP_CONNECT_FAILED);
             return;
         }
         bgw_timer_stop(&u->w->timers, &u->timer);

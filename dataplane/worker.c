@@ -274,7 +274,7 @@ struct bgw_worker **bgw_workers_start(unsigned n, const char *listen_addr, const
             snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
             return NULL;
         }
-        bgw_bufpool_init(&w->bufs, 1024);
+        bgw_bufpool_init(&w->bufs, 256);   /* at most 4 MiB of spare buffers per worker */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         w->rng[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull + i + 1;
