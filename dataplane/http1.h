@@ -9,8 +9,9 @@
  * ':', no control characters or NUL, exactly one well-formed Content-Length at most, Transfer-Encoding
  * exactly "chunked" (requests: and only in HTTP/1.1), never both, exactly one Host in HTTP/1.1 requests,
  * a strict request line ("METHOD SP target SP HTTP/1.x").
- * Bodies are decoded by http-parser (Content-Length, chunked, or until close for responses) and handed
- * out as plain bytes: the caller re-frames them, so odd framing never reaches the other side.
+ * Bodies are decoded (Content-Length and until-close by http-parser, chunked by our own strict decoder,
+ * since Debian's http-parser is built lenient) and handed out as plain bytes: the caller re-frames them,
+ * so odd framing never reaches the other side.
  */
 #ifndef BGW_HTTP1_H
 #define BGW_HTTP1_H
