@@ -317,11 +317,14 @@ static void client_read(struct bgw_client *c)
             return;
         }
         if (c->state == BGW_C_CLOSING) {
-            /* Draining what the client still sends until our answer is out. */
+            /* Dropping what the client still sends while our answer goes out. */
             char sink[4096];
             ssize_t n;
             while ((n = read(c->ev.fd, sink, sizeof sink)) > 0) {}
-            if (n == 0) client_close(c);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                c->eof = true;
+                if (c->lingering || bgw_iobuf_len(&c->out) == 0) client_close(c);
+            }
             return;
         }
         int rc = client_fill(c);
@@ -355,7 +358,26 @@ void bgw_proxy_on_event(struct bgw_client *c, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_read(c);
 }
 
-/* Write c->out. Closes the client on error, or when close_after is set and everything is out. */
+/* The answer is out and the connection is to close. Closing with unread client bytes would reset the
+ * connection, and the client could lose the answer: send FIN, read and drop what still comes until the
+ * client closes too, for at most LINGER_MS. */
+#define LINGER_MS 2000
+
+static void linger(struct bgw_client *c)
+{
+    if (c->lingering) return;
+    c->lingering = true;
+    c->state = BGW_C_CLOSING;
+    if (c->eof || shutdown(c->ev.fd, SHUT_WR) < 0) {
+        client_close(c);
+        return;
+    }
+    bgw_iobuf_put(&c->in, &c->w->bufs);
+    bgw_timer_set(&c->w->timers, &c->timer, c->w->now_ms + LINGER_MS);
+}
+
+/* Write c->out. Closes the client on error; once everything is out, lingers when the connection is to
+ * close. */
 static void client_flush(struct bgw_client *c)
 {
     while (bgw_iobuf_len(&c->out)) {
@@ -370,7 +392,7 @@ static void client_flush(struct bgw_client *c)
     }
     if (c->out.base && c->state != BGW_C_PROXY) bgw_iobuf_put(&c->out, &c->w->bufs);
     else c->out.r = c->out.w = 0;
-    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY)) client_close(c);
+    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY)) linger(c);
 }
 
 /* Answer the current request ourselves with a JSON error body. */
@@ -412,15 +434,12 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
     bgw_timer_stop(&c->w->timers, &c->timer);
     c->state = close_conn ? BGW_C_CLOSING : BGW_C_IDLE;
     c->close_after = close_conn;
-    if (close_conn) shutdown(c->ev.fd, SHUT_RD) ;
     client_flush(c);
     if (c->state == BGW_C_IDLE)
         bgw_timer_set(&c->w->timers, &c->timer, c->w->now_ms + c->w->limits.idle_timeout_ms);
 }
 
 /* ---- starting a request ---- */
-
-struct hdr_lookup { const struct bgw_http_head *h; };
 
 static const char *lookup_header(void *ctx, const char *name, size_t name_len, size_t *value_len)
 {
@@ -764,9 +783,6 @@ static void pump_request_body(struct bgw_client *c)
             return;
         }
         if (r->body_done) return;
-        if (!r->up_chunked && !r->retried) {
-            /* keep nothing for replay once a body is involved */
-        }
         c->upout.r = c->upout.w = 0;
         if (bgw_iobuf_len(&c->in) == 0) {
             int rc = client_fill(c);

@@ -59,6 +59,7 @@ struct bgw_client {
     bool eof;                        /* the client closed its side */
     bool close_after;                /* close once the output is flushed */
     bool want_continue;              /* send 100 Continue before reading the body */
+    bool lingering;                  /* answer sent, FIN sent, dropping input until the client closes */
     struct bgw_worker *w;
     struct bgw_client *next;         /* the service's waiting queue, or the worker's dead list */
     struct bgw_client *all_prev, *all_next;   /* every client of the worker */
