@@ -643,31 +643,30 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     /* rewrite_prefix replaces the matched prefix, without doubling a slash at the seam. */
     const char *path = w->path;
     size_t path_len = (size_t)n;
-    char *rewritten = NULL;
     if (route->rewrite_prefix && route->match.path_prefix) {
         size_t pl = strlen(route->match.path_prefix);
         if (pl == 1) pl = 0;                      /* "/" matched: everything is the rest */
         const char *rest = w->path + pl;
         size_t rest_len = path_len - pl;
         size_t rl = strlen(route->rewrite_prefix);
-        rewritten = malloc(rl + rest_len + 2);
-        if (!rewritten) {
+        if (rl + rest_len + 2 > sizeof w->rewritten) {
             c->in.r += head_len;
-            respond_local(c, 503, "overloaded", "out of memory", true);
+            respond_local(c, 400, "bad_request", "the rewritten path is too long", true);
             return;
         }
-        memcpy(rewritten, route->rewrite_prefix, rl);
+        char *out = w->rewritten;
+        memcpy(out, route->rewrite_prefix, rl);
         size_t k = rl;
-        if (k && rewritten[k - 1] == '/' && rest_len && rest[0] == '/') {
+        if (k && out[k - 1] == '/' && rest_len && rest[0] == '/') {
             rest++;
             rest_len--;
-        } else if (k && rewritten[k - 1] != '/' && rest_len && rest[0] != '/') {
-            rewritten[k++] = '/';
+        } else if (k && out[k - 1] != '/' && rest_len && rest[0] != '/') {
+            out[k++] = '/';
         }
-        memcpy(rewritten + k, rest, rest_len);
+        memcpy(out + k, rest, rest_len);
         k += rest_len;
-        if (k == 0) rewritten[k++] = '/';
-        path = rewritten;
+        if (k == 0) out[k++] = '/';
+        path = out;
         path_len = k;
     }
 
@@ -676,7 +675,6 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     struct bgw_pool **pools = r->ws->pools[r->service];
     long ep = bgw_lb_pick(w, ss, svc, pools);
     if (ep < 0) {
-        free(rewritten);
         c->in.r += head_len;
         respond_local(c, 503, "no_healthy_upstream", "the service has no healthy endpoint", !r->body_done);
         return;
@@ -687,7 +685,6 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
 
     int rc = build_upstream_head(c, h, path, path_len, query, query_len, host, host_len, host_from_target,
                                  ss->eps[ep].address);
-    free(rewritten);
     c->in.r += head_len;
     if (rc < 0) {
         respond_local(c, 503, "overloaded", "out of memory", true);

@@ -59,7 +59,8 @@ struct bgw_worker {
     struct bgw_upconn *dead_upconns;
     /* scratch for the synchronous part of request handling */
     struct bgw_http_head head;
-    char path[BGW_HTTP_MAX_REQUEST_HEAD + 1];
+    char path[BGW_HTTP_MAX_REQUEST_HEAD + 1];          /* the normalised path */
+    char rewritten[2 * BGW_HTTP_MAX_REQUEST_HEAD];     /* the path after rewrite_prefix */
     struct bgw_stats stats;
 };
 
