@@ -313,7 +313,10 @@ static void client_read(struct bgw_client *c)
 {
     for (;;) {
         if (c->state == BGW_C_PROXY) {
-            pump_request_body(c);   /* reads from the client as the upstream side has room */
+            /* While a body streams, the pump reads as the upstream side has room; after it, what the
+             * client sends (a pipelined request, its close) is read once the response is done. */
+            if (c->req.body_done) c->read_pending = true;
+            else pump_request_body(c);
             return;
         }
         if (c->state == BGW_C_CLOSING) {
@@ -981,6 +984,10 @@ static void response_done(struct bgw_client *c)
     bgw_timer_set(&w->timers, &c->timer, w->now_ms + w->limits.idle_timeout_ms);
     if (bgw_iobuf_len(&c->in)) client_process(c);          /* a pipelined request */
     else if (bgw_iobuf_len(&c->out) == 0) bgw_iobuf_put(&c->in, &w->bufs);
+    if (c->read_pending && (c->state == BGW_C_IDLE || c->state == BGW_C_HEAD)) {
+        c->read_pending = false;
+        client_read(c);
+    }
 }
 
 /* Parse and forward what is in u->in. Returns false when the client's side is full (paused) or the

@@ -60,6 +60,7 @@ struct bgw_client {
     bool close_after;                /* close once the output is flushed */
     bool want_continue;              /* send 100 Continue before reading the body */
     bool lingering;                  /* answer sent, FIN sent, dropping input until the client closes */
+    bool read_pending;               /* the client sent more while a response was awaited: read it after */
     struct bgw_worker *w;
     struct bgw_client *next;         /* the service's waiting queue, or the worker's dead list */
     struct bgw_client *all_prev, *all_next;   /* every client of the worker */

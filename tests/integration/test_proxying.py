@@ -308,6 +308,18 @@ class ProxyingTest(harness.ProxyTestCase):
         self.assertEqual(r5.status, 204)
         self.assertEqual(r6.json()["target"], "/echo?i=6")
 
+    def test_request_sent_while_previous_in_flight(self):
+        """The next request arrives while the first waits on a slow upstream: it is read and answered
+        once the first response is out, without the client sending anything more."""
+        with Conn(self.proxy.port, timeout=5) as c:
+            c.send(build_request("GET", "/delay?ms=400&i=1"))
+            self.up.wait_records(1, complete=False, pred=lambda r: "delay" in r["target"])
+            c.send(build_request("GET", "/echo?i=2"))
+            r1 = c.read_response()
+            r2 = c.read_response()
+        self.assertEqual(r1.json()["target"], "/delay?ms=400&i=1")
+        self.assertEqual(r2.json()["target"], "/echo?i=2")
+
 
 class LoadBalancingTest(harness.ProxyTestCase):
     """lb policies with one worker (per-worker state makes counts deterministic)."""
