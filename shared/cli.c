@@ -17,7 +17,7 @@ static char *xstrdup_printf(const char *a, const char *b)
 }
 
 /* The merged argv lives as long as the process (getopt hands out pointers into it). */
-static char **g_argv;
+static char **volatile g_argv;
 
 char **bgw_cli_with_env(int argc, char **argv, const struct option *opts, int *out_argc)
 {
