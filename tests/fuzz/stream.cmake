@@ -1,0 +1,2 @@
+# The config stream: a DiscoveryResponse from the wire through conversion and validation.
+bgw_fuzz_target(config_pb bgw_stream)
