@@ -1,43 +1,295 @@
 /*
- * main.c - bgw-control: the control-plane daemon. For now only its command-line surface exists; the
- * store, admin API and config stream are not built yet, and running it says so.
+ * main.c - bgw-control, the control-plane daemon: flags, the durable store (state directory, bootstrap),
+ * the config stream server every accepted change is published to, the admin REST API, and signals
+ * (SIGTERM / SIGINT stop it cleanly, exit 0).
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "admin_api.h"
+#include "admin_http.h"
 #include "cli.h"
+#include "log.h"
+#include "store.h"
+#include "xds_server.h"
+
+#define TOKEN_FILE_MAX 4096
+
+struct opts {
+    const char *state_dir, *bootstrap, *xds_listen, *admin_listen, *token_file;
+    const char *xds_cert, *xds_key, *xds_client_ca;
+    const char *kubernetes_flag;        /* the first Kubernetes flag given, if any */
+    enum bgw_log_format log_format;
+};
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bgw-control [--state-dir DIR] [--bootstrap FILE] [--xds-listen ADDR:PORT]\n"
+            "                   [--xds-cert FILE --xds-key FILE [--xds-client-ca FILE]]\n"
             "                   [--admin-listen ADDR:PORT] [--admin-token-file FILE] [--log-format text|json]\n"
             "       bgw-control --help | --version\n"
-            "The control plane is not available in this build yet: run bgw-proxy --config FILE.\n");
+            "\n"
+            "  --state-dir DIR          where the store is kept (default ./bgw-state)\n"
+            "  --bootstrap FILE         a config document loaded into an empty state at first start\n"
+            "  --xds-listen ADDR:PORT   the config stream for proxies (default 0.0.0.0:18000)\n"
+            "  --xds-cert, --xds-key    TLS certificate and key of the config stream (PEM)\n"
+            "  --xds-client-ca FILE     require proxies' client certificates signed by this CA (mTLS)\n"
+            "  --admin-listen ADDR:PORT the admin REST API (default 127.0.0.1:9000)\n"
+            "  --admin-token-file FILE  bearer token required on /v1; without it only loopback addresses\n"
+            "  --log-format text|json   log lines on stderr (default text)\n"
+            "  --kubeconfig FILE, --in-cluster, --state-configmap NS/NAME, --watch-namespace NS\n"
+            "                           Kubernetes (not available in this build yet)\n"
+            "Every flag can also be set as BGW_<FLAG> (e.g. BGW_ADMIN_TOKEN_FILE).\n");
 }
 
-int main(int argc, char **argv)
+enum {
+    OPT_STATE_DIR = 1, OPT_BOOTSTRAP, OPT_XDS_LISTEN, OPT_XDS_CERT, OPT_XDS_KEY, OPT_XDS_CLIENT_CA,
+    OPT_ADMIN_LISTEN, OPT_TOKEN_FILE, OPT_LOG_FORMAT, OPT_KUBECONFIG, OPT_IN_CLUSTER, OPT_STATE_CONFIGMAP,
+    OPT_WATCH_NAMESPACE,
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_flags(int argc, char **argv, struct opts *o)
 {
     static const struct option opts[] = {
-        {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
-        {"state-dir", required_argument, 0, 1}, {"bootstrap", required_argument, 0, 2},
-        {"xds-listen", required_argument, 0, 3}, {"admin-listen", required_argument, 0, 4},
-        {"admin-token-file", required_argument, 0, 5}, {"log-format", required_argument, 0, 6},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {"state-dir", required_argument, 0, OPT_STATE_DIR},
+        {"bootstrap", required_argument, 0, OPT_BOOTSTRAP},
+        {"xds-listen", required_argument, 0, OPT_XDS_LISTEN},
+        {"xds-cert", required_argument, 0, OPT_XDS_CERT},
+        {"xds-key", required_argument, 0, OPT_XDS_KEY},
+        {"xds-client-ca", required_argument, 0, OPT_XDS_CLIENT_CA},
+        {"admin-listen", required_argument, 0, OPT_ADMIN_LISTEN},
+        {"admin-token-file", required_argument, 0, OPT_TOKEN_FILE},
+        {"log-format", required_argument, 0, OPT_LOG_FORMAT},
+        {"kubeconfig", required_argument, 0, OPT_KUBECONFIG},
+        {"in-cluster", no_argument, 0, OPT_IN_CLUSTER},
+        {"state-configmap", required_argument, 0, OPT_STATE_CONFIGMAP},
+        {"watch-namespace", required_argument, 0, OPT_WATCH_NAMESPACE},
         {0, 0, 0, 0},
     };
-    int n;
-    char **av = bgw_cli_with_env(argc, argv, opts, &n);
-    int c;
+    static char **av;       /* getopt hands out pointers into it: kept for the life of the process */
+    int n, c;
+
+    av = bgw_cli_with_env(argc, argv, opts, &n);
+
     while ((c = getopt_long(n, av, "", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return 0;
         case 'V': printf("bgw-control %s\n", BGW_VERSION); return 0;
-        case '?': usage(stderr); return 2;
-        default: break;
+        case OPT_STATE_DIR: o->state_dir = optarg; break;
+        case OPT_BOOTSTRAP: o->bootstrap = optarg; break;
+        case OPT_XDS_LISTEN: o->xds_listen = optarg; break;
+        case OPT_XDS_CERT: o->xds_cert = optarg; break;
+        case OPT_XDS_KEY: o->xds_key = optarg; break;
+        case OPT_XDS_CLIENT_CA: o->xds_client_ca = optarg; break;
+        case OPT_ADMIN_LISTEN: o->admin_listen = optarg; break;
+        case OPT_TOKEN_FILE: o->token_file = optarg; break;
+        case OPT_LOG_FORMAT:
+            if (bgw_log_format_parse(optarg, &o->log_format) < 0) {
+                fprintf(stderr, "bgw-control: --log-format: \"%s\" is not text or json\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_KUBECONFIG: if (!o->kubernetes_flag) o->kubernetes_flag = "--kubeconfig"; break;
+        case OPT_IN_CLUSTER: if (!o->kubernetes_flag) o->kubernetes_flag = "--in-cluster"; break;
+        case OPT_STATE_CONFIGMAP: if (!o->kubernetes_flag) o->kubernetes_flag = "--state-configmap"; break;
+        case OPT_WATCH_NAMESPACE: if (!o->kubernetes_flag) o->kubernetes_flag = "--watch-namespace"; break;
+        default: usage(stderr); return 2;
         }
     }
-    if (optind < n) { usage(stderr); return 2; }
-    fprintf(stderr, "bgw-control: the control plane is not implemented in this build yet\n");
-    return 1;
+    if (optind < n) {
+        fprintf(stderr, "bgw-control: unexpected argument \"%s\"\n", av[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* Read the token in path (surrounding whitespace ignored) into a new string; NULL with err filled. */
+static char *read_token(const char *path, char *err, size_t errlen)
+{
+    char buf[TOKEN_FILE_MAX + 2];
+    FILE *f = fopen(path, "r");
+    size_t n;
+    char *start;
+
+    if (!f) {
+        snprintf(err, errlen, "--admin-token-file %s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "--admin-token-file %s: cannot read: %s", path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    if (n > TOKEN_FILE_MAX) {
+        snprintf(err, errlen, "--admin-token-file %s: larger than %d bytes", path, TOKEN_FILE_MAX);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        snprintf(err, errlen, "--admin-token-file %s: contains a NUL byte", path);
+        return NULL;
+    }
+    start = buf;
+    while (*start && isspace((unsigned char)*start))
+        start++;
+    n = strlen(start);
+    while (n && isspace((unsigned char)start[n - 1]))
+        start[--n] = '\0';
+    if (n == 0) {
+        snprintf(err, errlen, "--admin-token-file %s: the file is empty", path);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)start[i] <= 0x20 || start[i] == 0x7f) {
+            snprintf(err, errlen, "--admin-token-file %s: the token contains whitespace or control characters",
+                     path);
+            return NULL;
+        }
+    }
+    char *tok = strdup(start);
+    memset(buf, 0, sizeof buf);
+    if (!tok)
+        snprintf(err, errlen, "out of memory");
+    return tok;
+}
+
+static void publish(void *arg, const char *version, const json_t *doc)
+{
+    struct bgw_xds_server *xds = arg;
+
+    if (bgw_xds_server_publish(xds, version, doc) < 0)
+        bgw_log_error("config version %s could not be published to the config stream", version);
+    else
+        bgw_log_info("config version %s published", version);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .state_dir = "./bgw-state",
+        .xds_listen = "0.0.0.0:18000",
+        .admin_listen = "127.0.0.1:9000",
+        .log_format = BGW_LOG_TEXT,
+    };
+    char err[1024];
+    int rc = parse_flags(argc, argv, &o);
+
+    if (rc >= 0)
+        return rc;
+    bgw_log_init("bgw-control", o.log_format, BGW_LOG_INFO);
+    if (o.kubernetes_flag) {
+        bgw_log_error("%s: Kubernetes support is not available in this build yet", o.kubernetes_flag);
+        return 1;
+    }
+    if (!o.xds_cert != !o.xds_key) {
+        bgw_log_error("--xds-cert and --xds-key go together");
+        return 1;
+    }
+    if (o.xds_client_ca && !o.xds_cert) {
+        bgw_log_error("--xds-client-ca needs --xds-cert and --xds-key");
+        return 1;
+    }
+
+    char *token = NULL;
+    if (o.token_file && !(token = read_token(o.token_file, err, sizeof err))) {
+        bgw_log_error("%s", err);
+        return 1;
+    }
+    int loopback = bgw_admin_http_is_loopback(o.admin_listen);
+    if (loopback < 0) {
+        bgw_log_error("--admin-listen: \"%s\" is not a numeric IP:PORT", o.admin_listen);
+        free(token);
+        return 1;
+    }
+    if (!loopback && !token) {
+        bgw_log_error("--admin-listen %s is not a loopback address: refusing to serve the admin API there "
+                      "without --admin-token-file", o.admin_listen);
+        return 1;
+    }
+
+    /* Signals are taken synchronously by this thread; the server threads inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct bgw_store_error serr;
+    struct bgw_store *store = bgw_store_open(o.state_dir, &serr);
+    if (!store) {
+        bgw_log_error("%s", serr.message);
+        free(token);
+        return 1;
+    }
+    if (o.bootstrap) {
+        bool applied;
+        if (bgw_store_bootstrap(store, o.bootstrap, &applied, &serr) < 0) {
+            bgw_log_error("%s", serr.message);
+            bgw_store_close(store);
+            free(token);
+            return 1;
+        }
+        if (applied)
+            bgw_log_info("bootstrap %s loaded into the empty state: version %llu", o.bootstrap,
+                         (unsigned long long)bgw_store_version(store));
+        else
+            bgw_log_info("bootstrap %s ignored: the state in %s already has a history", o.bootstrap,
+                         o.state_dir);
+    }
+
+    struct bgw_xds_tls tls = {o.xds_cert, o.xds_key, o.xds_client_ca};
+    struct bgw_xds_server *xds = bgw_xds_server_start(o.xds_listen, o.xds_cert ? &tls : NULL, err, sizeof err);
+    if (!xds) {
+        bgw_log_error("--xds-listen: %s", err);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_store_set_listener(store, publish, xds);
+
+    struct bgw_admin_api *api = bgw_admin_api_new(store, xds, token);
+    struct bgw_admin_http *http = api ? bgw_admin_http_start(api, o.admin_listen, err, sizeof err) : NULL;
+    if (!http) {
+        bgw_log_error("%s", api ? err : "out of memory");
+        bgw_admin_api_free(api);
+        bgw_xds_server_stop(xds);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_log_info("serving state %s (version %llu); admin API on %s (port %d)%s; config stream on %s%s",
+                 o.state_dir, (unsigned long long)bgw_store_version(store), o.admin_listen,
+                 bgw_admin_http_port(http),
+                 token ? " (bearer token required)" : "", o.xds_listen,
+                 o.xds_client_ca ? " (mTLS)" : o.xds_cert ? " (TLS)" : "");
+
+    for (;;) {
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig < 0)
+            continue;
+        bgw_log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    bgw_admin_http_stop(http);
+    bgw_admin_api_free(api);
+    bgw_xds_server_stop(xds);
+    bgw_store_close(store);
+    free(token);
+    bgw_log_info("stopped");
+    return 0;
 }
