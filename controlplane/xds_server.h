@@ -24,13 +24,19 @@ struct bgw_xds_tls {
 struct bgw_xds_server *bgw_xds_server_start(const char *addr, const struct bgw_xds_tls *tls, char *err,
                                             size_t errlen);
 
+/* The port the server listens on (the one chosen when addr asked for port 0). */
+int bgw_xds_server_port(struct bgw_xds_server *s);
+
 /* Make (version, doc) the config every proxy should have, and push it to every connected proxy. doc is
  * a whole, already validated config document (borrowed: the server keeps what it needs). Bursts of calls
  * may be coalesced into one push of the latest. Returns 0, or -1 when the document cannot be encoded. */
 int bgw_xds_server_publish(struct bgw_xds_server *s, const char *version, const json_t *doc);
 
 /* Every connected or known proxy as a JSON array (new reference) of objects with node_id, address,
- * connected_since, acked_version, status (SYNCED, STALE, NACKED, DISCONNECTED), last_error. */
+ * connected_since (null while disconnected), acked_version, status (SYNCED: acked the current version,
+ * STALE: connected, not there yet, NACKED: rejected the current version, DISCONNECTED), last_error (the
+ * reason of its latest NACK, null after an ACK) and last_change (the time of its latest status change).
+ * Times are RFC 3339 UTC. Returns NULL when memory runs out. */
 json_t *bgw_xds_server_dataplanes(struct bgw_xds_server *s);
 
 /* Append the server's Prometheus families (bgw_xds_connected_proxies, bgw_xds_pushes_total,

@@ -10,6 +10,7 @@
 
 #include "procstat.h"
 #include "snapshot.h"
+#include "source_xds.h"
 #include "stats.h"
 #include "strbuf.h"
 
@@ -55,10 +56,10 @@ static char *render_metrics(struct bgw_admin *a, size_t *out_len)
             "# HELP bgw_config_updates_total Config updates, by result.\n# TYPE bgw_config_updates_total counter\n"
             "bgw_config_updates_total{result=\"accepted\"} %llu\nbgw_config_updates_total{result=\"rejected\"} %llu\n"
             "# HELP bgw_control_plane_connected 1 while the config stream to the control plane is up.\n"
-            "# TYPE bgw_control_plane_connected gauge\nbgw_control_plane_connected 0\n"
+            "# TYPE bgw_control_plane_connected gauge\nbgw_control_plane_connected %d\n"
             "# HELP bgw_build_info The running build.\n# TYPE bgw_build_info gauge\n"
             "bgw_build_info{version=\"%s\"} 1\n",
-            (unsigned long long)acc, (unsigned long long)rej, BGW_VERSION);
+            (unsigned long long)acc, (unsigned long long)rej, bgw_xds_connected() ? 1 : 0, BGW_VERSION);
     if (rc == 0) rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) goto fail;
     *out_len = len;

@@ -1,8 +1,10 @@
 /*
- * main.c - bgw-proxy: flags, the config source (a file for now), workers, the admin listener, signals.
+ * main.c - bgw-proxy: flags, the config source (a file, or the control plane's config stream), workers,
+ * the admin listener, signals.
  *
- * The main thread owns config loading: it builds a snapshot, publishes it, wakes the workers, and then
- * waits for signals (SIGHUP: reload the file; SIGTERM/SIGINT: drain and exit 0).
+ * Standalone mode: the main thread builds a snapshot from the file, publishes it, wakes the workers, and
+ * waits for signals (SIGHUP: reload the file; SIGTERM/SIGINT: drain and exit 0). Managed mode: the same,
+ * except that snapshots come from the stream thread of source_xds.c (and from --cache-dir at start).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,15 +20,17 @@
 #include "config.h"
 #include "log.h"
 #include "snapshot.h"
+#include "source_xds.h"
 #include "worker.h"
 
 /* Workers and everything they hold live until exit; a global keeps them reachable to leak checkers. */
-static struct bgw_worker **g_workers;
+static struct bgw_worker **volatile g_workers;
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bgw-proxy --config FILE [options]\n"
+            "       bgw-proxy --control-plane HOST:PORT --node-id ID [--cache-dir DIR] [options]\n"
             "\n"
             "  --config FILE             serve the config document in FILE (SIGHUP re-reads it)\n"
             "  --listen ADDR:PORT        where clients connect (default 0.0.0.0:8080)\n"
@@ -37,14 +41,18 @@ static void usage(FILE *f)
             "  --idle-timeout-ms MS      keep-alive idle time of a client connection (default 60000)\n"
             "  --max-connections N       client connections held at once (default 100000)\n"
             "  --log-format text|json    log line format (default text)\n"
-            "  --control-plane HOST:PORT, --node-id ID, --cache-dir DIR\n"
-            "                            managed mode (not available in this build)\n"
+            "  --control-plane HOST:PORT managed mode: config from bgw-control's config stream\n"
+            "  --node-id ID              this proxy's name towards the control plane (managed mode)\n"
+            "  --cache-dir DIR           keep the last accepted config in DIR and start from it\n"
+            "  --ca FILE                 TLS to the control plane, trusting this CA (PEM)\n"
+            "  --cert FILE, --key FILE   client certificate and key for mTLS (PEM)\n"
             "  --help, --version\n"
             "Every flag can also be set as BGW_<FLAG>, e.g. BGW_LISTEN=127.0.0.1:8080.\n");
 }
 
 struct opts {
     const char *config, *listen, *admin, *control_plane;
+    const char *node_id, *cache_dir, *ca, *cert, *key;
     unsigned workers;
     unsigned drain_timeout_s;
     struct bgw_proxy_limits lim;
@@ -82,6 +90,9 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         {"control-plane", required_argument, 0, 'p'},
         {"node-id", required_argument, 0, 'n'},
         {"cache-dir", required_argument, 0, 'C'},
+        {"ca", required_argument, 0, 1},
+        {"cert", required_argument, 0, 2},
+        {"key", required_argument, 0, 3},
         {0, 0, 0, 0},
     };
     int n;
@@ -108,7 +119,11 @@ static int parse_flags(int argc, char **argv, struct opts *o)
             }
             break;
         case 'p': o->control_plane = optarg; break;
-        case 'n': case 'C': break;
+        case 'n': o->node_id = optarg; break;
+        case 'C': o->cache_dir = optarg; break;
+        case 1: o->ca = optarg; break;
+        case 2: o->cert = optarg; break;
+        case 3: o->key = optarg; break;
         default: usage(stderr); return 2;
         }
     }
@@ -192,13 +207,28 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, &o);
     if (rc >= 0) return rc;
     bgw_log_init("bgw-proxy", o.log_format, BGW_LOG_INFO);
-    if (o.control_plane) {
-        bgw_log_error("managed mode (--control-plane) is not available in this build; use --config FILE");
-        return 1;
-    }
-    if (!o.config) {
-        fprintf(stderr, "bgw-proxy: --config FILE is required\n");
+    if (o.control_plane && o.config) {
+        fprintf(stderr, "bgw-proxy: --config and --control-plane exclude each other\n");
         usage(stderr);
+        return 2;
+    }
+    if (!o.config && !o.control_plane) {
+        fprintf(stderr, "bgw-proxy: --config FILE or --control-plane HOST:PORT is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o.control_plane && (!o.node_id || !*o.node_id)) {
+        fprintf(stderr, "bgw-proxy: --control-plane needs --node-id ID\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!o.control_plane && (o.node_id || o.cache_dir || o.ca || o.cert || o.key)) {
+        fprintf(stderr, "bgw-proxy: --node-id, --cache-dir, --ca, --cert and --key are for managed mode (--control-plane)\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!o.cert != !o.key) {
+        fprintf(stderr, "bgw-proxy: --cert and --key go together\n");
         return 2;
     }
 
@@ -213,13 +243,27 @@ int main(int argc, char **argv)
     raise_fd_limit();
 
     char err[1024];
-    struct bgw_snapshot *s = load_file(o.config, err, sizeof err);
-    if (!s) {
-        bgw_log_error("%s", err);
-        return 1;
+    char version[80] = "";
+    if (o.config) {
+        struct bgw_snapshot *s = load_file(o.config, err, sizeof err);
+        if (!s) {
+            bgw_log_error("%s", err);
+            return 1;
+        }
+        snprintf(version, sizeof version, "%s", s->version);
+        bgw_snapshot_publish(s);
+        bgw_snapshot_count_update(true);
+    } else if (o.cache_dir) {
+        struct bgw_snapshot *s = bgw_xds_cache_load(o.cache_dir, err, sizeof err);
+        if (s) {
+            snprintf(version, sizeof version, "%s", s->version);
+            bgw_snapshot_publish(s);
+            bgw_log_info("serving the cached config (version %s) from %s until the control plane answers", version,
+                         o.cache_dir);
+        } else if (err[0]) {
+            bgw_log_error("--cache-dir: ignoring the cached config: %s", err);
+        }
     }
-    bgw_snapshot_publish(s);
-    bgw_snapshot_count_update(true);
 
     o.lim.workers = o.workers;
     o.lim.max_connections = (o.lim.max_connections + o.workers - 1) / o.workers;
@@ -233,12 +277,31 @@ int main(int argc, char **argv)
         bgw_log_error("%s", err);
         return 1;
     }
-    bgw_log_info("serving %s (version %s) on %s with %u workers; admin on %s", o.config, s->version, o.listen,
-                 o.workers, o.admin);
+    struct bgw_xds_source *xds = NULL;
+    if (o.control_plane) {
+        struct bgw_xds_source_opts xo = {
+            .control_plane = o.control_plane, .node_id = o.node_id, .cache_dir = o.cache_dir,
+            .ca_file = o.ca, .cert_file = o.cert, .key_file = o.key, .workers = ws, .n_workers = o.workers,
+        };
+        xds = bgw_xds_source_start(&xo, version[0] ? version : NULL, err, sizeof err);
+        if (!xds) {
+            bgw_log_error("--control-plane %s: %s", o.control_plane, err);
+            return 1;
+        }
+        bgw_log_info("managed by %s as node %s on %s with %u workers; admin on %s", o.control_plane, o.node_id,
+                     o.listen, o.workers, o.admin);
+    } else {
+        bgw_log_info("serving %s (version %s) on %s with %u workers; admin on %s", o.config, version, o.listen,
+                     o.workers, o.admin);
+    }
 
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);
         if (sig < 0) continue;
+        if (sig == SIGHUP && !o.config) {
+            bgw_log_info("SIGHUP ignored: the config comes from the control plane");
+            continue;
+        }
         if (sig == SIGHUP) {
             struct bgw_snapshot *ns = load_file(o.config, err, sizeof err);
             if (!ns) {
@@ -246,7 +309,6 @@ int main(int argc, char **argv)
                 bgw_log_error("reload rejected, keeping the running config: %s", err);
                 continue;
             }
-            char version[80];
             snprintf(version, sizeof version, "%s", ns->version);
             bgw_snapshot_publish(ns);
             bgw_snapshot_count_update(true);
@@ -255,6 +317,7 @@ int main(int argc, char **argv)
             continue;
         }
         bgw_log_info("%s: draining (at most %u s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", o.drain_timeout_s);
+        bgw_xds_source_stop(xds);   /* the config stays as it is while in-flight requests finish */
         bgw_workers_drain(ws, o.workers, o.drain_timeout_s * 1000u);
         bgw_admin_stop(admin);
         bgw_log_info("stopped");
