@@ -16,6 +16,7 @@
 #include "admin_api.h"
 #include "admin_http.h"
 #include "cli.h"
+#include "fileio.h"
 #include "log.h"
 #include "store.h"
 #include "xds_server.h"
@@ -115,55 +116,12 @@ static int parse_flags(int argc, char **argv, struct opts *o)
     return -1;
 }
 
-/* Read the token in path (surrounding whitespace ignored) into a new string; NULL with err filled. */
+/* The admin token from --admin-token-file; NULL with err filled (naming the flag and the file). */
 static char *read_token(const char *path, char *err, size_t errlen)
 {
-    char buf[TOKEN_FILE_MAX + 2];
-    FILE *f = fopen(path, "r");
-    size_t n;
-    char *start;
-
-    if (!f) {
-        snprintf(err, errlen, "--admin-token-file %s: cannot read: %s", path, strerror(errno));
-        return NULL;
-    }
-    n = fread(buf, 1, sizeof buf - 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "--admin-token-file %s: cannot read: %s", path, strerror(errno));
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    if (n > TOKEN_FILE_MAX) {
-        snprintf(err, errlen, "--admin-token-file %s: larger than %d bytes", path, TOKEN_FILE_MAX);
-        return NULL;
-    }
-    buf[n] = '\0';
-    if (strlen(buf) != n) {
-        snprintf(err, errlen, "--admin-token-file %s: contains a NUL byte", path);
-        return NULL;
-    }
-    start = buf;
-    while (*start && isspace((unsigned char)*start))
-        start++;
-    n = strlen(start);
-    while (n && isspace((unsigned char)start[n - 1]))
-        start[--n] = '\0';
-    if (n == 0) {
-        snprintf(err, errlen, "--admin-token-file %s: the file is empty", path);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)start[i] <= 0x20 || start[i] == 0x7f) {
-            snprintf(err, errlen, "--admin-token-file %s: the token contains whitespace or control characters",
-                     path);
-            return NULL;
-        }
-    }
-    char *tok = strdup(start);
-    memset(buf, 0, sizeof buf);
-    if (!tok)
-        snprintf(err, errlen, "out of memory");
+    char why[512];
+    char *tok = bgw_read_token(path, TOKEN_FILE_MAX, why, sizeof why);
+    if (!tok) snprintf(err, errlen, "--admin-token-file %s", why);
     return tok;
 }
 

@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "cli.h"
 #include "config.h"
+#include "fileio.h"
 #include "log.h"
 #include "snapshot.h"
 #include "source_xds.h"
@@ -138,34 +139,11 @@ static int parse_flags(int argc, char **argv, struct opts *o)
 /* Read, validate and compile the config file. Returns a snapshot, or NULL with one line in err. */
 static struct bgw_snapshot *load_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    size_t len;
+    errno = 0;
+    char *text = bgw_read_file(path, (size_t)64 << 20, &len);
+    if (!text) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *t = realloc(text, cap);
-            if (!t) {
-                free(text);
-                fclose(f);
-                snprintf(err, errlen, "%s: out of memory", path);
-                return NULL;
-            }
-            text = t;
-        }
-        size_t n = fread(text + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) break;
-    }
-    bool ioerr = ferror(f);
-    fclose(f);
-    if (ioerr) {
-        free(text);
-        snprintf(err, errlen, "%s: read error", path);
         return NULL;
     }
     struct bgw_config *cfg = NULL;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "fileio.h"
 
 #define CONFIG_FILE_MAX (64u << 20)
 
@@ -251,48 +252,6 @@ int bgw_config_parse(const char *text, size_t len, struct bgw_config **out, char
     return rc;
 }
 
-/* The whole file into a new buffer; -1 with errno set (EFBIG when over CONFIG_FILE_MAX). */
-static int read_file(const char *path, char **data, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
-    int saved;
-
-    if (!f)
-        return -1;
-    for (;;) {
-        size_t got;
-
-        if (n == cap) {
-            char *nb = cap < CONFIG_FILE_MAX ? realloc(buf, cap ? cap * 2 : 8192) : NULL;
-
-            if (!nb) {
-                errno = cap < CONFIG_FILE_MAX ? ENOMEM : EFBIG;
-                goto fail;
-            }
-            buf = nb;
-            cap = cap ? cap * 2 : 8192;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f))
-        goto fail;
-    fclose(f);
-    *data = buf;
-    *len = n;
-    return 0;
-fail:
-    saved = errno ? errno : EIO;
-    free(buf);
-    fclose(f);
-    errno = saved;
-    return -1;
-}
-
 int bgw_config_load_file(const char *path, struct bgw_config **out, char *err, size_t errlen)
 {
     char inner[1024];
@@ -301,7 +260,7 @@ int bgw_config_load_file(const char *path, struct bgw_config **out, char *err, s
     int rc;
 
     errno = 0;
-    if (read_file(path, &text, &len) < 0) {
+    if (!(text = bgw_read_file(path, CONFIG_FILE_MAX, &len))) {
         set_error(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         return -1;
     }

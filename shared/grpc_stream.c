@@ -26,6 +26,7 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "fileio.h"
 #include "log.h"
 
 /* gRPC core's own messages become one log line each, like every other event (it writes multi-line text
@@ -180,34 +181,13 @@ static void engine_cancel_all(struct engine *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-static char *read_file(const char *path, char *err, size_t errlen)
+/* A PEM file, NUL-terminated, as gRPC wants it; NULL with err filled. */
+static char *read_pem(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0) break;
-    }
-    bool bad = ferror(f) || !buf;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    buf[len] = 0;
+    size_t len;
+    errno = 0;
+    char *buf = bgw_read_file(path, (size_t)1 << 20, &len);
+    if (!buf) snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     return buf;
 }
 
@@ -470,8 +450,9 @@ void bgw_grpc_stream_close(struct bgw_grpc_stream *st, int status, const char *d
     if (!st->ended && !st->close_status) {
         st->close_status = status ? status : GRPC_STATUS_CANCELLED;
         if (st->server) {
+            /* The status ends the call; cancelling now could overtake it on the wire (the peer would see
+             * CANCELLED). The other batches return once the call is over (TAG_STATUS). */
             send_end_locked(st, (grpc_status_code)st->close_status, detail);
-            grpc_call_cancel(st->call, NULL);
         } else {
             grpc_call_cancel_with_status(st->call, (grpc_status_code)st->close_status, detail ? detail : "closed", NULL);
         }
@@ -530,13 +511,13 @@ struct bgw_grpc_client *bgw_grpc_client_new(const char *target, const struct bgw
     }
     if (tls) {
         char *ca = NULL, *cert = NULL, *key = NULL;
-        if (tls->ca_file && !(ca = read_file(tls->ca_file, err, errlen))) goto fail;
+        if (tls->ca_file && !(ca = read_pem(tls->ca_file, err, errlen))) goto fail;
         if ((tls->cert_file != NULL) != (tls->key_file != NULL)) {
             snprintf(err, errlen, "a client certificate needs both --cert and --key");
             free(ca);
             goto fail;
         }
-        if (tls->cert_file && (!(cert = read_file(tls->cert_file, err, errlen)) || !(key = read_file(tls->key_file, err, errlen)))) {
+        if (tls->cert_file && (!(cert = read_pem(tls->cert_file, err, errlen)) || !(key = read_pem(tls->key_file, err, errlen)))) {
             free(ca);
             free(cert);
             goto fail;
@@ -687,8 +668,8 @@ struct bgw_grpc_server *bgw_grpc_server_start(const char *addr, const struct bgw
             snprintf(err, errlen, "TLS needs a server certificate and key");
             goto fail;
         }
-        if ((tls->ca_file && !(ca = read_file(tls->ca_file, err, errlen))) ||
-            !(cert = read_file(tls->cert_file, err, errlen)) || !(key = read_file(tls->key_file, err, errlen))) {
+        if ((tls->ca_file && !(ca = read_pem(tls->ca_file, err, errlen))) ||
+            !(cert = read_pem(tls->cert_file, err, errlen)) || !(key = read_pem(tls->key_file, err, errlen))) {
             free(ca);
             free(cert);
             goto fail;

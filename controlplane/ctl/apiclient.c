@@ -11,6 +11,8 @@
 
 #include <curl/curl.h>
 
+#include "fileio.h"
+
 #define BGW__APICLIENT_MAX_BODY (64u << 20)     /* answers larger than this are refused */
 
 struct bgw__sink {
@@ -183,40 +185,8 @@ void bgw_apiclient_cleanup(struct bgw_apiclient *c)
 
 char *bgw_apiclient_read_token(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char buf[8192];
-    size_t n;
-
-    if (!f) {
-        snprintf(err, errlen, "token file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    n = fread(buf, 1, sizeof buf, f);
-    int bad = ferror(f);
-    int more = n == sizeof buf;
-    fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "token file %s: read error", path);
-        return NULL;
-    }
-    if (more) {
-        snprintf(err, errlen, "token file %s: larger than %zu bytes", path, sizeof buf - 1);
-        return NULL;
-    }
-    size_t start = 0;
-    while (start < n && isspace((unsigned char)buf[start])) start++;
-    while (n > start && isspace((unsigned char)buf[n - 1])) n--;
-    if (n == start) {
-        snprintf(err, errlen, "token file %s is empty", path);
-        return NULL;
-    }
-    for (size_t i = start; i < n; i++) {
-        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
-            snprintf(err, errlen, "token file %s: the token contains a control character", path);
-            return NULL;
-        }
-    }
-    char *tok = strndup(buf + start, n - start);
-    if (!tok) snprintf(err, errlen, "out of memory");
+    char why[512];
+    char *tok = bgw_read_token(path, 8190, why, sizeof why);
+    if (!tok) snprintf(err, errlen, "token file %s", why);
     return tok;
 }

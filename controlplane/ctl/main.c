@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "apiclient.h"
 #include "table.h"
 #include "views.h"
@@ -299,35 +300,6 @@ out:
     return rc;
 }
 
-static char *read_all(FILE *f, size_t *len)
-{
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *b = realloc(buf, cap);
-            if (!b) break;
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n > BGW__CTL_MAX_FILE) {
-            errno = EFBIG;
-            break;
-        }
-        if (got == 0) {
-            if (ferror(f)) break;
-            buf[n] = '\0';
-            *len = n;
-            return buf;
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -349,7 +321,8 @@ static json_t *load_document(const char *file)
         errorf("%s: cannot read: %s", label, strerror(errno));
         return NULL;
     }
-    char *text = read_all(f, &len);
+    errno = 0;
+    char *text = bgw_read_stream(f, BGW__CTL_MAX_FILE, &len);
     int saved = errno;
     if (!is_stdin) fclose(f);
     if (!text) {
