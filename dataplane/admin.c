@@ -4,10 +4,12 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "procstat.h"
 #include "snapshot.h"
 #include "source_xds.h"
@@ -19,6 +21,17 @@ struct bgw_admin {
     struct bgw_worker **workers;
     unsigned n;
 };
+
+/* libmicrohttpd's own messages become log lines like every other event. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    bgw_log_warn("admin: %s", msg);
+}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
                              size_t len, enum MHD_ResponseMemoryMode mode)
@@ -139,7 +152,8 @@ struct bgw_admin *bgw_admin_start(const char *addr, struct bgw_worker **workers,
     }
     a->workers = workers;
     a->n = n;
-    a->d = MHD_start_daemon(flags, port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+    a->d = MHD_start_daemon(flags, port, NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
     if (!a->d) {

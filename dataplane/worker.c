@@ -203,7 +203,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int open_listener(const char *addr, char *err, size_t errlen)
+static int open_listener(const char *addr, bool probe, char *err, size_t errlen)
 {
     char host[256];
     uint16_t port;
@@ -235,6 +235,22 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (probe) {
+        /* SO_REUSEPORT would let us share the port with another process that already listens there;
+         * bind once without it first, so a busy address is refused instead. */
+        if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+            snprintf(err, errlen, "--listen %s: %s", addr, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        close(fd);
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(err, errlen, "--listen %s: socket: %s", addr, strerror(errno));
+            return -1;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
         snprintf(err, errlen, "--listen %s: %s", addr, strerror(errno));
@@ -263,7 +279,7 @@ struct bgw_worker **bgw_workers_start(unsigned n, const char *listen_addr, const
         w->limits = *lim;
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         w->listener.kind = BGW_EV_LISTENER;
-        w->listener.fd = open_listener(listen_addr, err, errlen);
+        w->listener.fd = open_listener(listen_addr, i == 0, err, errlen);
         if (w->listener.fd < 0) return NULL;
         w->wake.kind = BGW_EV_WAKE;
         w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

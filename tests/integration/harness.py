@@ -209,14 +209,19 @@ class Proxy:
                                      stderr=self._stderr_file, env=clean_env(self.extra_env))
         return self
 
-    def start(self, timeout=10.0):
-        """Spawn and wait until /readyz is 200 and the listener accepts connections."""
+    def start(self, timeout=10.0, tries=3):
+        """Spawn and wait until /readyz is 200 and the listener accepts connections. A port taken by
+        another process between picking it and binding it is picked again (at most `tries` times)."""
         self.spawn()
         deadline = time.monotonic() + timeout
         while True:
             rc = self.proc.poll()
             if rc is not None:
                 self.returncode = rc
+                if tries > 1 and "address already in use" in self.stderr_tail().lower():
+                    self._close_stderr()
+                    self.port, self.admin_port = free_port(), free_port()
+                    return self.start(timeout, tries - 1)
                 raise AssertionError("bgw-proxy exited with %d before it was ready; stderr:\n%s"
                                      % (rc, self.stderr_tail()))
             if self.admin_status("/readyz") == 200 and self.accepts():
