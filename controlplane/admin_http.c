@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "netaddr.h"
 
 struct bgw_admin_http {
     struct MHD_Daemon *d;
@@ -237,41 +238,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return send_reply(h, conn, method, &rp);
 }
 
-/* Fill ss from "IP:PORT"; returns 0, or -1 with err filled. */
+/* Fill ss from "IP:PORT" (port 0: any free port, reported in the log); returns 0, or -1 with err filled. */
 static int parse_addr(const char *addr, struct sockaddr_storage *ss, bool *v6, char *err, size_t errlen)
 {
-    char host[256];
-    uint16_t port;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-    char any[300];
-    const char *colon = strrchr(addr, ':'), *given = addr;
-
-    memset(ss, 0, sizeof *ss);
-    /* Port 0 (any free port, reported in the log) is fine here, unlike in config documents. */
-    if (colon && strcmp(colon, ":0") == 0 && (size_t)(colon - addr) + 3 < sizeof any) {
-        snprintf(any, sizeof any, "%.*s:1", (int)(colon - addr), addr);
-        addr = any;
-    }
-    if (bgw_parse_hostport(addr, host, sizeof host, &port) < 0) {
-        snprintf(err, errlen, "--admin-listen: \"%s\" is not ADDR:PORT", given);
+    socklen_t len;
+    if (bgw_listen_addr("--admin-listen", addr, ss, &len, err, errlen) < 0)
         return -1;
-    }
-    if (addr == any)
-        port = 0;
-    *v6 = false;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        *v6 = true;
-    } else {
-        snprintf(err, errlen, "--admin-listen: \"%s\" is not a numeric IP address", host);
-        return -1;
-    }
+    *v6 = ss->ss_family == AF_INET6;
     return 0;
 }
 

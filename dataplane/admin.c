@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "procstat.h"
 #include "snapshot.h"
 #include "source_xds.h"
@@ -123,27 +124,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 struct bgw_admin *bgw_admin_start(const char *addr, struct bgw_worker **workers, unsigned n, char *err,
                                   size_t errlen)
 {
-    char host[256];
-    uint16_t port;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    if (bgw_parse_hostport(addr, host, sizeof host, &port) < 0) {
-        snprintf(err, errlen, "--admin: \"%s\" is not ADDR:PORT", addr);
-        return NULL;
-    }
+    socklen_t sl;
+    if (bgw_listen_addr("--admin", addr, &ss, &sl, err, errlen) < 0) return NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
+    uint16_t port;
+    if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     } else {
-        snprintf(err, errlen, "--admin: \"%s\" is not a numeric IP address", host);
-        return NULL;
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     struct bgw_admin *a = calloc(1, sizeof *a);
     if (!a) {

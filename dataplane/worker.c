@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "proxy.h"
 #include "upstream.h"
 
@@ -205,29 +206,9 @@ static void *worker_main(void *arg)
 
 static int open_listener(const char *addr, bool probe, char *err, size_t errlen)
 {
-    char host[256];
-    uint16_t port;
-    if (bgw_parse_hostport(addr, host, sizeof host, &port) < 0) {
-        snprintf(err, errlen, "--listen: \"%s\" is not ADDR:PORT", addr);
-        return -1;
-    }
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     socklen_t sl;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        sl = sizeof *a4;
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        sl = sizeof *a6;
-    } else {
-        snprintf(err, errlen, "--listen: \"%s\" is not a numeric IP address", host);
-        return -1;
-    }
+    if (bgw_listen_addr("--listen", addr, &ss, &sl, err, errlen) < 0) return -1;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "--listen %s: socket: %s", addr, strerror(errno));
