@@ -114,6 +114,31 @@ void bgw_stats_upstream_conns(struct bgw_stats *s, const char *service, int d)
     counter_add(s, BGW_STAT_UPSTREAM_CONNS, service, "", 0, 0, d);
 }
 
+void bgw_stats_retry(struct bgw_stats *s, const char *route)
+{
+    counter_add(s, BGW_STAT_RETRIES, route, "", 0, 0, 1);
+}
+
+void bgw_stats_ratelimit_rejected(struct bgw_stats *s, const char *route)
+{
+    counter_add(s, BGW_STAT_RATELIMIT_REJECTED, route, "", 0, 0, 1);
+}
+
+void bgw_stats_auth_rejected(struct bgw_stats *s, const char *route, const char *reason)
+{
+    counter_add(s, BGW_STAT_AUTH_REJECTED, route, reason, 0, 0, 1);
+}
+
+void bgw_stats_outlier_ejection(struct bgw_stats *s, const char *service)
+{
+    counter_add(s, BGW_STAT_OUTLIER_EJECTIONS, service, "", 0, 0, 1);
+}
+
+void bgw_stats_circuit(struct bgw_stats *s, const char *service, int d)
+{
+    counter_add(s, BGW_STAT_CIRCUIT_OPEN, service, "", 0, 0, d);
+}
+
 /* ---- scrape ---- */
 
 /* Label values are config names ([A-Za-z0-9._-]) and fixed strings: nothing to escape. */
@@ -172,6 +197,22 @@ static int render_counters(const struct agg *t, size_t cap, uint8_t family, char
             break;
         case BGW_STAT_UPSTREAM_CONNS:
             rc = bgw_strbuf_printf(buf, len, cp, "bgw_upstream_connections_active{service=\"%s\"} %llu\n", e->a, v);
+            break;
+        case BGW_STAT_RETRIES:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_retries_total{route=\"%s\"} %llu\n", e->a, v);
+            break;
+        case BGW_STAT_RATELIMIT_REJECTED:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_ratelimit_rejected_total{route=\"%s\"} %llu\n", e->a, v);
+            break;
+        case BGW_STAT_AUTH_REJECTED:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_auth_rejected_total{route=\"%s\",reason=\"%s\"} %llu\n",
+                                   e->a, e->b, v);
+            break;
+        case BGW_STAT_OUTLIER_EJECTIONS:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_outlier_ejections_total{service=\"%s\"} %llu\n", e->a, v);
+            break;
+        case BGW_STAT_CIRCUIT_OPEN:
+            rc = bgw_strbuf_printf(buf, len, cp, "bgw_circuit_breaker_open{service=\"%s\"} %d\n", e->a, v > 0);
             break;
         default:
             break;
@@ -262,6 +303,21 @@ int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, siz
     P("# HELP bgw_upstream_connections_active Open upstream connections, by service.\n"
       "# TYPE bgw_upstream_connections_active gauge\n");
     if (render_counters(ct, ccap, BGW_STAT_UPSTREAM_CONNS, buf, len, cap) < 0) goto out;
+    P("# HELP bgw_retries_total Requests sent again to an upstream after a failed try, by route.\n"
+      "# TYPE bgw_retries_total counter\n");
+    if (render_counters(ct, ccap, BGW_STAT_RETRIES, buf, len, cap) < 0) goto out;
+    P("# HELP bgw_ratelimit_rejected_total Requests answered 429 by a rate limit, by route.\n"
+      "# TYPE bgw_ratelimit_rejected_total counter\n");
+    if (render_counters(ct, ccap, BGW_STAT_RATELIMIT_REJECTED, buf, len, cap) < 0) goto out;
+    P("# HELP bgw_auth_rejected_total Requests answered 401 by an auth policy, by route and reason.\n"
+      "# TYPE bgw_auth_rejected_total counter\n");
+    if (render_counters(ct, ccap, BGW_STAT_AUTH_REJECTED, buf, len, cap) < 0) goto out;
+    P("# HELP bgw_outlier_ejections_total Endpoints ejected by outlier detection, by service.\n"
+      "# TYPE bgw_outlier_ejections_total counter\n");
+    if (render_counters(ct, ccap, BGW_STAT_OUTLIER_EJECTIONS, buf, len, cap) < 0) goto out;
+    P("# HELP bgw_circuit_breaker_open 1 while a service's circuit breaker refuses requests.\n"
+      "# TYPE bgw_circuit_breaker_open gauge\n");
+    if (render_counters(ct, ccap, BGW_STAT_CIRCUIT_OPEN, buf, len, cap) < 0) goto out;
 #undef P
     rc = 0;
 out:

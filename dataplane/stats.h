@@ -28,6 +28,11 @@ enum bgw_stat_family {
     BGW_STAT_UPSTREAM_CONNS,      /* gauge {service} */
     BGW_STAT_REQUEST_DURATION,    /* histogram {route, service} */
     BGW_STAT_UPSTREAM_DURATION,   /* histogram {service} */
+    BGW_STAT_RETRIES,             /* counter {route} */
+    BGW_STAT_RATELIMIT_REJECTED,  /* counter {route} */
+    BGW_STAT_AUTH_REJECTED,       /* counter {route, reason} */
+    BGW_STAT_OUTLIER_EJECTIONS,   /* counter {service} */
+    BGW_STAT_CIRCUIT_OPEN,        /* gauge {service}: workers whose breaker for the service is open */
 };
 
 struct bgw_stat_counter {
@@ -67,6 +72,15 @@ void bgw_stats_request(struct bgw_stats *s, const char *route, const char *servi
 void bgw_stats_upstream(struct bgw_stats *s, const char *service, unsigned code, uint64_t duration_ns);
 /* Add d to the open upstream connections of service. */
 void bgw_stats_upstream_conns(struct bgw_stats *s, const char *service, int d);
+
+/* Policy outcomes. reason is a fixed string of the auth module ("missing", "malformed", "expired", ...). */
+void bgw_stats_retry(struct bgw_stats *s, const char *route);
+void bgw_stats_ratelimit_rejected(struct bgw_stats *s, const char *route);
+void bgw_stats_auth_rejected(struct bgw_stats *s, const char *route, const char *reason);
+void bgw_stats_outlier_ejection(struct bgw_stats *s, const char *service);
+/* A worker's circuit breaker for service opened (d = 1) or closed (d = -1). bgw_circuit_breaker_open is 1
+ * while any worker's is open. */
+void bgw_stats_circuit(struct bgw_stats *s, const char *service, int d);
 
 static inline void bgw_stats_gauge_add(int64_t *g, int64_t d)
 {
