@@ -27,7 +27,7 @@ struct bgw_access_rec {
     uint64_t total_ns;            /* head received -> response finished (or request abandoned) */
     uint64_t upstream_ns;         /* sent upstream -> upstream response finished; 0 when none */
     uint64_t bytes_in, bytes_out; /* request body bytes forwarded, response body bytes sent */
-    uint16_t status;              /* status sent to the client; 0 when none was sent */
+    uint16_t status;              /* status sent to the client; 499: the client left before the end */
     char method[12];
     char request_id[129];
     char trace_id[33];            /* 32 lower-case hex digits, or "" */
