@@ -113,7 +113,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/config") == 0) {
         struct bgw_snapshot *s = bgw_snapshot_current();
         if (!s) return REPLY_STATIC(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", "{\"error\":\"no_config\"}\n");
-        char *body = strdup(s->config_json);
+        char *body = bgw_snapshot_render(s);    /* rendered on demand: rarely asked, large for big configs */
         bgw_snapshot_unref(s);
         if (!body) return REPLY_STATIC(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", "out of memory\n");
         return reply(conn, MHD_HTTP_OK, "application/json", body, strlen(body), MHD_RESPMEM_MUST_FREE);

@@ -39,7 +39,6 @@ struct bgw_snapshot {
     struct bgw_router *router;
     struct bgw_snap_service *services;   /* cfg->n_services entries, same order */
     char version[80];
-    char *config_json;        /* the config in use, as served by GET /config */
 };
 
 /*
@@ -47,6 +46,10 @@ struct bgw_snapshot {
  * Host names of endpoints are resolved here. Returns NULL with err filled on failure.
  */
 struct bgw_snapshot *bgw_snapshot_build(struct bgw_config *cfg, const char *version, char *err, size_t errlen);
+
+/* The config of s as served by GET /config (indented JSON with "version"); malloc()ed, NULL when out of
+ * memory. */
+char *bgw_snapshot_render(const struct bgw_snapshot *s);
 
 void bgw_snapshot_ref(struct bgw_snapshot *s);
 void bgw_snapshot_unref(struct bgw_snapshot *s);
