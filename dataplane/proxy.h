@@ -50,6 +50,15 @@ struct bgw_request {
     uint64_t max_body;               /* UINT64_MAX: no limit */
     uint32_t service;                /* index into the snapshot's services */
     uint32_t endpoint;
+    /* resilience (retries, circuit breaker, outlier detection: see docs/internals/resilience.md) */
+    uint32_t retries;                /* retries made */
+    uint32_t last_endpoint;          /* the endpoint of the failed try, avoided by the next one */
+    bool held_request;               /* counted in the service's active requests */
+    bool held_retry;                 /* counted in the service's active retries */
+    bool pending;                    /* counted in the service's pending requests (waiting queue) */
+    bool backing_off;                /* try_timer is the wait before the next try */
+    bool replay_lost;                /* request bytes were dropped from upout: no further try */
+    struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
     char request_id[129];
 };
 
