@@ -15,6 +15,7 @@
 #include "snapshot.h"
 #include "source_xds.h"
 #include "stats.h"
+#include "ratelimit_redis.h"
 #include "strbuf.h"
 
 struct bgw_admin {
@@ -74,6 +75,12 @@ static char *render_metrics(struct bgw_admin *a, size_t *out_len)
             "# HELP bgw_build_info The running build.\n# TYPE bgw_build_info gauge\n"
             "bgw_build_info{version=\"%s\"} 1\n",
             (unsigned long long)acc, (unsigned long long)rej, bgw_xds_connected() ? 1 : 0, BGW_VERSION);
+    if (rc == 0)
+        rc = bgw_strbuf_printf(&buf, &len, &cap,
+                               "# HELP bgw_ratelimit_redis_errors_total Global rate-limit decisions Redis could not "
+                               "make (admitted: fail open).\n# TYPE bgw_ratelimit_redis_errors_total counter\n"
+                               "bgw_ratelimit_redis_errors_total %llu\n",
+                               (unsigned long long)bgw_rlredis_errors());
     if (rc == 0) rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) goto fail;
     *out_len = len;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rate_limit.h"
+
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bgw_snapshot *g_current;
 static atomic_uint_fast64_t g_generation;
@@ -34,6 +36,7 @@ static void snapshot_free(struct bgw_snapshot *s)
         free(s->services);
     }
     if (s->router) bgw_router_free(s->router);
+    bgw_rl_set_free(s->ratelimits);
     bgw_config_free(s->cfg);
     free(s);
 }
@@ -88,6 +91,8 @@ struct bgw_snapshot *bgw_snapshot_build(struct bgw_config *cfg, const char *vers
     }
     s->router = bgw_router_build(cfg, err, errlen);
     if (!s->router) goto fail;
+    s->ratelimits = bgw_rl_set_build(cfg, err, errlen);
+    if (!s->ratelimits) goto fail;
     return s;
 oom:
     snprintf(err, errlen, "out of memory");

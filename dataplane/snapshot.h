@@ -17,6 +17,8 @@
 #include "config.h"
 #include "router.h"
 
+struct bgw_rl_set;
+
 struct bgw_snap_endpoint {
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -37,6 +39,7 @@ struct bgw_snapshot {
     uint64_t generation;      /* increases with every publication */
     struct bgw_config *cfg;
     struct bgw_router *router;
+    struct bgw_rl_set *ratelimits;       /* compiled rate limits (rate_limit.h) */
     struct bgw_snap_service *services;   /* cfg->n_services entries, same order */
     char version[80];
 };
