@@ -23,6 +23,7 @@ static const char *const method_labels[N_METHODS] = {"GET", "HEAD", "PUT", "POST
 struct bgw_admin_api {
     struct bgw_store *store;
     struct bgw_xds_server *xds;
+    struct bgw_builder *builder;      /* NULL: answer from the store */
     char *token;
     size_t token_len;
     pthread_mutex_t lock;
@@ -71,6 +72,11 @@ struct bgw_admin_api *bgw_admin_api_new(struct bgw_store *store, struct bgw_xds_
     }
     pthread_mutex_init(&api->lock, NULL);
     return api;
+}
+
+void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b)
+{
+    api->builder = b;
 }
 
 void bgw_admin_api_free(struct bgw_admin_api *api)
@@ -491,7 +497,8 @@ void bgw_admin_api_handle(struct bgw_admin_api *api, const struct bgw_admin_requ
         render_metrics(api, rp);
         return;
     case EP_CONFIG:
-        reply_json(rp, 200, bgw_store_snapshot(api->store));
+        doc = api->builder ? bgw_builder_snapshot(api->builder) : NULL;
+        reply_json(rp, 200, doc ? doc : bgw_store_snapshot(api->store));
         return;
     case EP_DATAPLANES:
         doc = api->xds ? bgw_xds_server_dataplanes(api->xds) : json_array();
@@ -505,7 +512,7 @@ void bgw_admin_api_handle(struct bgw_admin_api *api, const struct bgw_admin_requ
             bgw_admin_reply_error(rp, 400, "name", "name: not a valid name (1-128 characters of A-Za-z0-9._-)");
             return;
         }
-        doc = bgw_store_endpoints(api->store, t.name);
+        doc = api->builder ? bgw_builder_endpoints(api->builder, t.name) : bgw_store_endpoints(api->store, t.name);
         if (!doc) {
             snprintf(msg, sizeof msg, "services/%s not found", t.name);
             bgw_admin_reply_error(rp, 404, NULL, msg);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "snapshot_builder.h"
 #include "store.h"
 #include "xds_server.h"
 
@@ -48,6 +49,10 @@ struct bgw_admin_reply {
  * /v1 requires (copied), NULL: none required. Returns NULL when out of memory. */
 struct bgw_admin_api *bgw_admin_api_new(struct bgw_store *store, struct bgw_xds_server *xds, const char *token);
 void bgw_admin_api_free(struct bgw_admin_api *api);
+
+/* Answer GET /v1/config and GET /v1/services/{name}/endpoints from the builder's resolved document (what
+ * the proxies get) instead of the store. Call before serving. */
+void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b);
 
 /* The checks that need no body (route, method, token, Content-Type, declared length; declared_len < 0:
  * unknown). Returns true with rp filled when the request is refused before its body is read; false (rp

@@ -125,6 +125,12 @@ static char *read_token(const char *path, char *err, size_t errlen)
     return tok;
 }
 
+/* The store's listener: every accepted change goes to the builder, which resolves and publishes it. */
+static void store_changed(void *arg, const char *version, json_t *doc)
+{
+    bgw_builder_set_document(arg, version, doc);
+}
+
 static void publish(void *arg, const char *version, const json_t *doc)
 {
     struct bgw_xds_server *xds = arg;
@@ -218,13 +224,25 @@ int main(int argc, char **argv)
         free(token);
         return 1;
     }
-    bgw_store_set_listener(store, publish, xds);
+    struct bgw_builder *builder = bgw_builder_new(publish, xds);
+    if (!builder) {
+        bgw_log_error("out of memory");
+        bgw_xds_server_stop(xds);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_store_set_listener(store, store_changed, builder);
 
     struct bgw_admin_api *api = bgw_admin_api_new(store, xds, token);
+    if (api)
+        bgw_admin_api_set_builder(api, builder);
     struct bgw_admin_http *http = api ? bgw_admin_http_start(api, o.admin_listen, err, sizeof err) : NULL;
     if (!http) {
         bgw_log_error("%s", api ? err : "out of memory");
         bgw_admin_api_free(api);
+        bgw_store_set_listener(store, NULL, NULL);
+        bgw_builder_free(builder);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
         free(token);
@@ -245,6 +263,8 @@ int main(int argc, char **argv)
     }
     bgw_admin_http_stop(http);
     bgw_admin_api_free(api);
+    bgw_store_set_listener(store, NULL, NULL);
+    bgw_builder_free(builder);
     bgw_xds_server_stop(xds);
     bgw_store_close(store);
     free(token);

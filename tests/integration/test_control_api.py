@@ -192,11 +192,14 @@ class ApiTest(ControlTestCase):
         cfg = self.cp.config()
         self.assertEqual(out["version"], cfg["version"])
         self.assertEqual([s["name"] for s in cfg["services"]], ["keep", "orders", "new"])
-        self.assertEqual(cfg["services"][1]["endpoints"], ["127.0.0.1:2"])
-        # The snapshot applies back unchanged.
+        # /v1/config is what the proxies get: endpoints resolved, with their health.
+        self.assertEqual(cfg["services"][1]["endpoints"], [{"address": "127.0.0.1:2", "healthy": True}])
+        # The snapshot applies back: same content (endpoints now written as objects, so a new version).
         r = self.cp.call("POST", "/v1/apply", cfg)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(self.cp.config(), cfg)
+        after = self.cp.config()
+        self.assertEqual({k: v for k, v in after.items() if k != "version"},
+                         {k: v for k, v in cfg.items() if k != "version"})
 
     def test_apply_all_or_nothing(self):
         self.cp.put("services", service("orders"))
@@ -223,8 +226,10 @@ class ApiTest(ControlTestCase):
         self.cp.put("services", {"name": "eps", "endpoints": ["127.0.0.1:1",
                                                             {"address": "127.0.0.1:2", "healthy": False}]})
         items = self.cp.get_json("/v1/services/eps/endpoints")["items"]
-        self.assertEqual(items, [{"address": "127.0.0.1:1", "healthy": True, "source": "static"},
-                                 {"address": "127.0.0.1:2", "healthy": False, "source": "static"}])
+        self.assertEqual(items, [{"address": "127.0.0.1:1", "healthy": True, "source": "static",
+                                  "last_check": None, "last_error": None},
+                                 {"address": "127.0.0.1:2", "healthy": False, "source": "static",
+                                  "last_check": None, "last_error": None}])
         self.assertError(self.cp.call("GET", "/v1/services/nope/endpoints"), 404)
 
     def test_metrics(self):
