@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "http1.h"
 #include "timer.h"
 #include "upstream.h"
@@ -50,6 +51,10 @@ struct bgw_request {
     uint64_t max_body;               /* UINT64_MAX: no limit */
     uint32_t service;                /* index into the snapshot's services */
     uint32_t endpoint;
+    const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
+    uint32_t auth_headers_len;
+    const char *www_authenticate;    /* the WWW-Authenticate line of a 401, or NULL */
+    struct bgw_cors_verdict cors;    /* the route's CORS outcome, for the response headers */
     char request_id[129];
 };
 
