@@ -589,7 +589,7 @@ static long claim_text(const json_t *x, char *buf, size_t cap)
     return rc;
 }
 
-/* The forwarded claim headers into buf. Returns the length. */
+/* The forwarded claim headers into buf, NUL-terminated. Returns the length. */
 static size_t claim_headers(const struct bgw_auth_policy *cfg, const json_t *claims, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -604,7 +604,7 @@ static size_t claim_headers(const struct bgw_auth_policy *cfg, const json_t *cla
         while (a < b && (val[a] == ' ' || val[a] == '\t')) a++;
         while (b > a && (val[b - 1] == ' ' || val[b - 1] == '\t')) b--;
         size_t hl = strlen(cfg->forward_claim_headers[i]);
-        if (n + hl + 2 + (b - a) + 2 > cap) continue;
+        if (n + hl + 2 + (b - a) + 2 >= cap) continue;
         memcpy(buf + n, cfg->forward_claim_headers[i], hl);
         n += hl;
         memcpy(buf + n, ": ", 2);
@@ -614,6 +614,7 @@ static size_t claim_headers(const struct bgw_auth_policy *cfg, const json_t *cla
         memcpy(buf + n, "\r\n", 2);
         n += 2;
     }
+    buf[n] = 0;
     return n;
 }
 
