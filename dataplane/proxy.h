@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "http1.h"
 #include "rate_limit.h"
 #include "timer.h"
@@ -62,6 +63,10 @@ struct bgw_request {
     bool backing_off;                /* try_timer is the wait before the next try */
     bool replay_lost;                /* request bytes were dropped from upout: no further try */
     struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
+    const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
+    uint32_t auth_headers_len;
+    const char *www_authenticate;    /* the WWW-Authenticate line of a 401, or NULL */
+    struct bgw_cors_verdict cors;    /* the route's CORS outcome, for the response headers */
     char request_id[129];
     uint8_t rl_headers_len;
     char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
