@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "procstat.h"
 #include "strbuf.h"
 
@@ -387,6 +388,8 @@ static void render_metrics(struct bgw_admin_api *api, struct bgw_admin_reply *rp
                                bgw_store_version(api->store));
     if (rc == 0 && api->xds)
         rc = bgw_xds_server_render_metrics(api->xds, &buf, &len, &cap);
+    if (rc == 0)
+        rc = bgw_cp_metrics_render(&buf, &len, &cap);
     if (rc == 0)
         rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) {

@@ -23,6 +23,7 @@
 
 #include "circuit_breaker.h"
 #include "jwt_auth.h"
+#include "access_log.h"
 #include "lb.h"
 #include "log.h"
 #include "outlier.h"
@@ -30,6 +31,7 @@
 #include "rate_limit.h"
 #include "retry.h"
 #include "router.h"
+#include "tracecontext.h"
 
 #define BODY_MARGIN 64   /* room kept in an output buffer for chunk framing around a decoded piece */
 
@@ -160,6 +162,7 @@ static void request_end(struct bgw_client *c, unsigned status)
     const char *route = rt ? rt->name : "no_route";
     const char *service = rt ? r->ws->snap->cfg->services[r->service].name : "";
     bgw_stats_request(&w->stats, route, service, r->method, status, bgw_now_ns() - r->start_ns);
+    if (bgw_access_log_on) bgw_access_log_request(w->id, r, status);
     bgw_stats_gauge_add(&w->stats.in_flight, -1);
     r->counted = false;
     resil_end(c);
@@ -508,8 +511,11 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
         if (x->hop) continue;
         switch (x->id) {
         case BGW_HDR_X_FORWARDED_PROTO: case BGW_HDR_X_FORWARDED_HOST: case BGW_HDR_X_REQUEST_ID:
-        case BGW_HDR_EXPECT:
+        case BGW_HDR_EXPECT: case BGW_HDR_TRACEPARENT:
             continue;
+        case BGW_HDR_TRACESTATE:
+            if (!r->trace_kept) continue;    /* belongs to a trace context we replaced */
+            break;
         case BGW_HDR_HOST:
             if (host_from_target) continue;
             break;
@@ -540,6 +546,8 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
     }
     PUT_LIT(o, "X-Request-Id: ");
     out_put(o, r->request_id, strlen(r->request_id));
+    PUT_LIT(o, "\r\ntraceparent: ");
+    out_put(o, r->traceparent, BGW_TRACEPARENT_LEN);
     PUT_LIT(o, "\r\n");
     if (r->auth_headers_len) out_put(o, r->auth_headers, r->auth_headers_len);   /* JWT claims */
     if (h->chunked) {
@@ -973,6 +981,11 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     } else {
         request_id_new(w, r->request_id);
     }
+    int tp = bgw_http_head_find(h, "traceparent", 11);
+    uint64_t rnd[3] = {bgw_worker_rand(w), bgw_worker_rand(w), bgw_worker_rand(w)};
+    r->trace_kept = bgw_traceparent_next(tp >= 0 ? h->headers[tp].value : NULL,
+                                         tp >= 0 ? h->headers[tp].value_len : 0, rnd, r->traceparent);
+    if (bgw_access_log_on) bgw_access_log_note_target(r->log_path, sizeof r->log_path, h->target, h->target_len);
     uint32_t head_len = h->head_len;
 
     if (!w->snap) {
@@ -1313,6 +1326,7 @@ static int response_body_piece(void *ctx, const char *data, size_t len)
     if (out_reserve(&c->out, &c->w->bufs, len + BODY_MARGIN) < 0) return -1;
     if (c->req.resp_chunked) put_chunk_size(&c->out, len);
     out_put(&c->out, data, len);
+    c->req.resp_bytes += len;
     if (c->req.resp_chunked) PUT_LIT(&c->out, "\r\n");
     return 0;
 }
@@ -1386,8 +1400,8 @@ static void response_done(struct bgw_client *c)
         PUT_LIT(&c->out, "0\r\n\r\n");
     }
     bool reusable = u->codec.complete && u->keep_alive && r->body_done && bgw_iobuf_len(&c->upout) == 0;
-    bgw_stats_upstream(&w->stats, r->ws->snap->cfg->services[r->service].name, r->status,
-                       bgw_now_ns() - r->up_start_ns);
+    r->up_ns = bgw_now_ns() - r->up_start_ns;
+    bgw_stats_upstream(&w->stats, r->ws->snap->cfg->services[r->service].name, r->status, r->up_ns);
     c->up = NULL;
     u->client = NULL;
     bgw_upstream_release(u, reusable);

@@ -70,6 +70,12 @@ struct bgw_request {
     char request_id[129];
     uint8_t rl_headers_len;
     char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
+    /* observability: the traceparent sent upstream, and what the access log reports */
+    bool trace_kept;                 /* the client's trace context was valid and is continued */
+    char traceparent[56];
+    uint64_t up_ns;                  /* upstream response time, 0 when none */
+    uint64_t resp_bytes;             /* response body bytes sent to the client */
+    char log_path[256];              /* the request target without its query (only with an access log) */
 };
 
 struct bgw_client {
