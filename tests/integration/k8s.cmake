@@ -1,0 +1,5 @@
+# Kubernetes: the API simulator (tests/k8s/k8s_sim.py) checked with kubectl and python3-kubernetes, and
+# bgw-control's service discovery against it with managed proxies.
+list(APPEND BGW_INTEGRATION_MODULES
+  test_k8s_simulator   # the simulator speaks the real protocol: kubectl and the Python client list and watch it
+)
