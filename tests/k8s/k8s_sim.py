@@ -328,6 +328,11 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        # clients hanging up on a watch (what they do on stop) are not errors worth a traceback
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 
 def _resource_of(obj):
     kind = obj.get("kind")
