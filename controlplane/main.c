@@ -24,7 +24,7 @@
 
 #define TOKEN_FILE_MAX 4096
 #define MAX_WATCH_NAMESPACES 64
-#define K8S_SYNC_WAIT_MS 10000
+#define K8S_SYNC_WAIT_MS 2000
 
 struct opts {
     const char *state_dir, *bootstrap, *xds_listen, *admin_listen, *token_file;

@@ -141,9 +141,10 @@ static void unlink_slice(struct bgw_k8s_index *x, const char *slice_key)
 static int link_slice(struct bgw_k8s_index *x, const char *slice_key, json_t *r)
 {
     const char *svc = json_string_value(json_object_get(r, "svc"));
-    json_t *set = json_object_get(x->by_service, svc);
+    json_t *set;
 
-    unlink_slice(x, slice_key);
+    unlink_slice(x, slice_key);                 /* may drop the service's set: look it up after */
+    set = json_object_get(x->by_service, svc);
     if (!set) {
         set = json_object();
         if (!set || json_object_set_new(x->by_service, svc, set) < 0) {

@@ -2,4 +2,5 @@
 # bgw-control's service discovery against it with managed proxies.
 list(APPEND BGW_INTEGRATION_MODULES
   test_k8s_simulator   # the simulator speaks the real protocol: kubectl and the Python client list and watch it
+  test_k8s_discovery   # bgw-control + managed proxy against the simulator: scaling, readiness, 410, failures, rollout
 )

@@ -91,6 +91,13 @@ START_TEST(test_slices_merged_and_deleted)
                 "[{\"port\":8080}]", "IPv4"), 1);
     /* unnamed ports: the number 80 names the Service's unnamed port, i.e. the slices' unnamed port */
     CHECK_LOOKUP(x, "ns", "web", "80", "[\"10.0.0.0:8080\",\"10.0.0.1:8080\",\"10.0.0.2:8080\"]");
+    /* a change of the only slice of a service */
+    apply(x, BGW_K8S_SERVICES, "ADDED", svc("ns", "solo", "[{\"port\":80}]"), 1);
+    apply(x, BGW_K8S_ENDPOINTSLICES, "ADDED",
+          slice("ns", "solo-1", "solo", "[{\"addresses\":[\"10.0.1.1\"]}]", "[{\"port\":80}]", "IPv4"), 1);
+    apply(x, BGW_K8S_ENDPOINTSLICES, "MODIFIED",
+          slice("ns", "solo-1", "solo", "[{\"addresses\":[\"10.0.1.2\"]}]", "[{\"port\":80}]", "IPv4"), 1);
+    CHECK_LOOKUP(x, "ns", "solo", "80", "[\"10.0.1.2:80\"]");
     /* the same object again changes nothing */
     apply(x, BGW_K8S_ENDPOINTSLICES, "MODIFIED",
           slice("ns", "web-2", "web", "[{\"addresses\":[\"10.0.0.2\"]},{\"addresses\":[\"10.0.0.0\"]}]",
@@ -100,7 +107,7 @@ START_TEST(test_slices_merged_and_deleted)
     apply(x, BGW_K8S_ENDPOINTSLICES, "DELETED", slice("ns", "web-1", "web", "null", "[]", "IPv4"), 1);
     CHECK_LOOKUP(x, "ns", "web", "80", "[]");
     apply(x, BGW_K8S_ENDPOINTSLICES, "DELETED", slice("ns", "web-1", "web", "null", "[]", "IPv4"), 0);
-    ck_assert_uint_eq(bgw_k8s_index_count(x, BGW_K8S_ENDPOINTSLICES), 1);
+    ck_assert_uint_eq(bgw_k8s_index_count(x, BGW_K8S_ENDPOINTSLICES), 2);   /* web-2 and solo-1 */
     apply(x, BGW_K8S_SERVICES, "DELETED", svc("ns", "web", "[]"), 1);
     CHECK_LOOKUP(x, "ns", "web", "80", "null");                    /* deleted Service: no endpoints */
     bgw_k8s_index_free(x);
