@@ -68,7 +68,7 @@ enum {
 };
 
 /* A DNS label as Kubernetes names namespaces: 1-63 of [a-z0-9-], not starting or ending with '-'. */
-static bool bgw_k8s_name_valid(const char *s)
+static bool namespace_valid(const char *s)
 {
     size_t n = strlen(s);
 
@@ -128,7 +128,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         case OPT_IN_CLUSTER: o->in_cluster = true; break;
         case OPT_STATE_CONFIGMAP: o->state_configmap = optarg; break;
         case OPT_WATCH_NAMESPACE:
-            if (!bgw_k8s_name_valid(optarg)) {
+            if (!namespace_valid(optarg)) {
                 fprintf(stderr, "bgw-control: --watch-namespace: \"%s\" is not a namespace name\n", optarg);
                 return 2;
             }

@@ -220,9 +220,9 @@ static enum bgw_k8s_outcome do_list(struct informer *f, unsigned *ra)
     collection_path(f, base, sizeof base);
     for (;;) {
         char *esc = cont ? curl_easy_escape(f->curl, cont, 0) : NULL;
-        snprintf(url, sizeof url, "%s?limit=%d%s%s%s%s", base, LIST_PAGE,
+        snprintf(url, sizeof url, "%s?limit=%d%s%s%s", base, LIST_PAGE,
                  f->kind == BGW_K8S_ENDPOINTSLICES ? "&labelSelector=" SLICE_SELECTOR : "",
-                 esc ? "&continue=" : "", esc ? esc : "", "");
+                 esc ? "&continue=" : "", esc ? esc : "");
         curl_free(esc);
         struct curl_slist *h = prepare(f, url);
         curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, body_cb);
