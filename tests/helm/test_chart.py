@@ -502,11 +502,14 @@ class ValuesTest(unittest.TestCase):
         docs = cl.render([{"fullnameOverride": "edge", "image": {"digest": "sha256:" + "a" * 64},
                            "commonLabels": {"team": "platform"},
                            "proxy": {"service": {"type": "NodePort", "nodePort": 30080},
+                                     "redis": "redis.cache.svc:6379",
                                      "extraArgs": ["--max-connections=5000"]}}])
         dep = one(docs, "Deployment", name="edge-proxy")
         c = cl.container(dep)
         self.assertEqual(c["image"], "baribhara-gateway@sha256:" + "a" * 64)
         self.assertIn("--max-connections=5000", c["args"])
+        self.assertIn("--redis=redis.cache.svc:6379", c["args"])
+        self.assertNotIn("--redis", " ".join(cl.container(one(cl.render(), "Deployment", name=PROXY))["args"]))
         self.assertEqual(one(docs, "Service", name="edge-proxy")["spec"]["ports"][0]["nodePort"], 30080)
         for d in docs:
             self.assertEqual(d["metadata"]["labels"]["team"], "platform")
