@@ -170,6 +170,7 @@ class RenderTest(unittest.TestCase):
             want += ["PrometheusRule"] if m["prometheusRule"]["enabled"] else []
             want += ["ConfigMap"] if m["grafanaDashboard"]["enabled"] else []
             want += ["Pod"] if v["tests"]["enabled"] else []
+            want += ["NetworkPolicy"] * 2 if v["networkPolicy"]["enabled"] else []
             self.assertEqual(kinds, sorted(want))
             self.assertEqual(one(docs, "Deployment", component="proxy")["metadata"]["name"], PROXY)
             self.assertEqual(one(docs, "Deployment", component="control-plane")["metadata"]["name"], CONTROL)
@@ -231,6 +232,23 @@ class RenderTest(unittest.TestCase):
                 # At least one selected Service carries the scraped port.
                 self.assertTrue(any(ep["port"] in [p["name"] for p in s["spec"]["ports"]]
                                     for s in svcs for ep in sm["spec"]["endpoints"]))
+            for np in find(docs, "NetworkPolicy"):
+                targets = [d for d in deploys if labels_match(np["spec"]["podSelector"]["matchLabels"], pod_labels(d))]
+                self.assertEqual(len(targets), 1)
+                ports = {p["name"] for c in targets[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+                for rule in np["spec"]["ingress"]:
+                    for p in rule["ports"]:
+                        self.assertIn(p["port"], ports)
+                    if targets[0]["metadata"]["name"] == CONTROL and rule["ports"][0]["port"] == "xds":
+                        # The config stream admits exactly this release's proxies.
+                        self.assertEqual(len(rule["from"]), 1)
+                        self.assertEqual(rule["from"][0]["podSelector"]["matchLabels"],
+                                         one(docs, "Deployment", name=PROXY)["spec"]["selector"]["matchLabels"])
+                    if (targets[0]["metadata"]["name"] == PROXY and rule["ports"][0]["port"] == "admin"
+                            and v["tests"]["enabled"]):
+                        # The helm test pod may reach the admin listener.
+                        self.assertTrue(any(labels_match(f.get("podSelector", {}).get("matchLabels", {"x": "y"}),
+                                                         one(docs, "Pod")["metadata"]["labels"]) for f in rule["from"]))
             # Anti-affinity and topology spread selectors pick the proxy pods.
             proxy = one(docs, "Deployment", name=PROXY)["spec"]["template"]
             for t in proxy["spec"].get("topologySpreadConstraints", []):
