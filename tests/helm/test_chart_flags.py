@@ -8,6 +8,7 @@ made by openssl). Everything listens on 127.0.0.1."""
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,6 @@ CONTROL = FULL + "-control"
 PROXY = FULL + "-proxy"
 CASES = [None] + cl.EXAMPLES
 KUBERNETES_FLAGS = ("--in-cluster", "--kubeconfig", "--state-configmap", "--watch-namespace")
-NOT_IN_BUILD = "Kubernetes support is not available in this build yet"
 
 
 def case_name(case):
@@ -158,7 +158,9 @@ class RenderedFlagsTest(unittest.TestCase):
         for flag, value in cl.parse_args(c["args"]):
             if flag == "--control-plane":
                 self.assertEqual(value.rsplit(":", 1)[0], "%s.%s.svc" % (CONTROL, cl.NAMESPACE))
-                value = "localhost:%d" % xds_port
+                # An IP, not a name: name resolution goes through c-ares, whose resolver leaks 10 bytes
+                # at exit under LeakSanitizer (the certificate names 127.0.0.1 too).
+                value = "127.0.0.1:%d" % xds_port
             elif flag == "--node-id":
                 self.assertEqual(value, "$(POD_NAME)")
                 value = node_id                               # what the kubelet substitutes
@@ -186,23 +188,32 @@ class RenderedFlagsTest(unittest.TestCase):
                 os.makedirs(case_dir)
                 flags, admin_port, xds_port, token = self.local_control_args(docs, case_dir)
 
-                # 1. Every rendered flag, Kubernetes ones included, is one bgw-control knows.
-                full = self.start([control_bin] + cl.join_args(flags), "control-full-" + case_name(case))
-                try:
-                    rc = full.p.wait(5)
-                except subprocess.TimeoutExpired:
-                    rc = None                                 # running (or connecting): the flags parsed
-                out = full.output()
-                full.stop()
-                self.assertNotEqual(rc, 2, "bgw-control refused the rendered flags:\n" + out)
-                self.assertNotIn("usage:", out)
-                if rc == 1 and NOT_IN_BUILD in out:
-                    kubernetes_missing.append(case_name(case))
-                    self.assertIn("--in-cluster: " + NOT_IN_BUILD, out)
-                elif rc is not None:
+                # 1. Every rendered flag, Kubernetes ones included, is one bgw-control knows. A Kubernetes
+                # flag this build refuses as not available yet is noted, dropped, and the rest tried again.
+                trying = list(flags)
+                rc = out = None
+                while any(f in KUBERNETES_FLAGS for (f, _) in trying):
+                    run = self.start([control_bin] + cl.join_args(trying), "control-full-" + case_name(case))
+                    try:
+                        rc = run.p.wait(5)
+                    except subprocess.TimeoutExpired:
+                        rc = None                             # running (or connecting): the flags parsed
+                    out = run.output()
+                    run.stop()
+                    self.assertNotEqual(rc, 2, "bgw-control refused the rendered flags:\n" + out)
+                    self.assertNotIn("usage:", out)
+                    missing = re.search(r"(--[a-z-]+): .*not available in this build yet", out)
+                    if rc != 1 or not missing:
+                        break
+                    self.assertIn(missing.group(1), KUBERNETES_FLAGS, out)
+                    self.assertIn(missing.group(1), [f for (f, _) in trying], out)
+                    kubernetes_missing.append("%s (%s)" % (case_name(case), missing.group(1)))
+                    trying = [(f, v) for (f, v) in trying if f != missing.group(1)]
+                if rc is not None and ("--in-cluster", None) in trying:
                     # Outside a cluster --in-cluster must fail, and say why.
                     self.assertNotEqual(rc, 0, out)
-                    self.assertRegex(out.lower(), r"in-cluster|kubernetes|service account|serviceaccount", out)
+                    self.assertRegex(out.lower(), r"in-cluster|kubernetes_service|service account|serviceaccount",
+                                     out)
 
                 # 2. Without the Kubernetes flags the rest serves: admin API with the token, stream.
                 local = [(f, v) for (f, v) in flags if f not in KUBERNETES_FLAGS]
@@ -239,8 +250,8 @@ class RenderedFlagsTest(unittest.TestCase):
                 self.assertEqual(proxy.stop(), 0, proxy.output())
                 self.assertEqual(control.stop(), 0, control.output())
         if kubernetes_missing:
-            print("\nnote: this build has no Kubernetes support: --in-cluster answered %r for %s"
-                  % (NOT_IN_BUILD, ", ".join(kubernetes_missing)), file=sys.stderr)
+            print("\nnote: this build refused a Kubernetes flag as not available yet for: %s"
+                  % ", ".join(kubernetes_missing), file=sys.stderr)
 
     @staticmethod
     def bootstrap(docs):
