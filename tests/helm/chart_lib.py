@@ -38,8 +38,8 @@ def renderer():
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, "bgw-helm-render")
     tmp = "%s.%d" % (target, os.getpid())
-    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="",
-               GOCACHE=os.path.join(out_dir, "go-cache"), CGO_ENABLED="0")
+    env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="", GOENV="off",
+               GOPROXY="off", GOCACHE=os.path.join(out_dir, "go-cache"), CGO_ENABLED="0")
     r = subprocess.run(["go", "build", "-o", tmp, "."], cwd=os.path.join(HERE, "render"), env=env,
                        capture_output=True, text=True)
     if r.returncode != 0:
