@@ -7,7 +7,8 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
         libhttp-parser-dev libmicrohttpd-dev libjansson-dev check \
         libcurl4-openssl-dev libyaml-dev \
         protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libgrpc-dev python3-grpcio python3-protobuf \
-        python3 curl procps nginx-light haproxy wrk
+        python3 curl procps nginx-light haproxy wrk \
+        libhiredis-dev redis-server
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -126,7 +126,7 @@ static char *read_token(const char *path, char *err, size_t errlen)
 }
 
 /* The store's listener: every accepted change goes to the builder, which resolves and publishes it. */
-static void store_changed(void *arg, const char *version, const json_t *doc)
+static void store_changed(void *arg, const char *version, json_t *doc)
 {
     bgw_builder_set_document(arg, version, doc);
 }

@@ -15,6 +15,7 @@
 #include "snapshot.h"
 #include "source_xds.h"
 #include "stats.h"
+#include "ratelimit_redis.h"
 #include "strbuf.h"
 
 struct bgw_admin {
@@ -74,6 +75,12 @@ static char *render_metrics(struct bgw_admin *a, size_t *out_len)
             "# HELP bgw_build_info The running build.\n# TYPE bgw_build_info gauge\n"
             "bgw_build_info{version=\"%s\"} 1\n",
             (unsigned long long)acc, (unsigned long long)rej, bgw_xds_connected() ? 1 : 0, BGW_VERSION);
+    if (rc == 0)
+        rc = bgw_strbuf_printf(&buf, &len, &cap,
+                               "# HELP bgw_ratelimit_redis_errors_total Global rate-limit decisions Redis could not "
+                               "make (admitted: fail open).\n# TYPE bgw_ratelimit_redis_errors_total counter\n"
+                               "bgw_ratelimit_redis_errors_total %llu\n",
+                               (unsigned long long)bgw_rlredis_errors());
     if (rc == 0) rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) goto fail;
     *out_len = len;
@@ -113,7 +120,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/config") == 0) {
         struct bgw_snapshot *s = bgw_snapshot_current();
         if (!s) return REPLY_STATIC(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", "{\"error\":\"no_config\"}\n");
-        char *body = strdup(s->config_json);
+        char *body = bgw_snapshot_render(s);    /* rendered on demand: rarely asked, large for big configs */
         bgw_snapshot_unref(s);
         if (!body) return REPLY_STATIC(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", "out of memory\n");
         return reply(conn, MHD_HTTP_OK, "application/json", body, strlen(body), MHD_RESPMEM_MUST_FREE);

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
+#include "ratelimit_redis.h"
 #include "snapshot.h"
 #include "source_xds.h"
 #include "worker.h"
@@ -47,13 +48,14 @@ static void usage(FILE *f)
             "  --cache-dir DIR           keep the last accepted config in DIR and start from it\n"
             "  --ca FILE                 TLS to the control plane, trusting this CA (PEM)\n"
             "  --cert FILE, --key FILE   client certificate and key for mTLS (PEM)\n"
+            "  --redis HOST:PORT         Redis for rate limits of scope global (unreachable: fail open)\n"
             "  --help, --version\n"
             "Every flag can also be set as BGW_<FLAG>, e.g. BGW_LISTEN=127.0.0.1:8080.\n");
 }
 
 struct opts {
     const char *config, *listen, *admin, *control_plane;
-    const char *node_id, *cache_dir, *ca, *cert, *key;
+    const char *node_id, *cache_dir, *ca, *cert, *key, *redis;
     unsigned workers;
     unsigned drain_timeout_s;
     struct bgw_proxy_limits lim;
@@ -94,6 +96,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         {"ca", required_argument, 0, 1},
         {"cert", required_argument, 0, 2},
         {"key", required_argument, 0, 3},
+        {"redis", required_argument, 0, 4},
         {0, 0, 0, 0},
     };
     int n;
@@ -125,6 +128,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         case 1: o->ca = optarg; break;
         case 2: o->cert = optarg; break;
         case 3: o->key = optarg; break;
+        case 4: o->redis = optarg; break;
         default: usage(stderr); return 2;
         }
     }
@@ -204,6 +208,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "bgw-proxy: --node-id, --cache-dir, --ca, --cert and --key are for managed mode (--control-plane)\n");
         usage(stderr);
         return 2;
+    }
+    if (o.redis) {
+        char rerr[300];
+        if (bgw_rlredis_configure(o.redis, rerr, sizeof rerr) < 0) {
+            fprintf(stderr, "bgw-proxy: %s\n", rerr);
+            return 2;
+        }
     }
     if (!o.cert != !o.key) {
         fprintf(stderr, "bgw-proxy: --cert and --key go together\n");

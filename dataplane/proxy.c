@@ -25,6 +25,7 @@
 #include "log.h"
 #include "outlier.h"
 #include "pathnorm.h"
+#include "rate_limit.h"
 #include "retry.h"
 #include "router.h"
 
@@ -247,6 +248,8 @@ static void client_close(struct bgw_client *c)
     struct bgw_worker *w = c->w;
     abort_upstream(c);
     unqueue(c);
+    bgw_rl_wait_cancel(c->rl_wait);
+    c->rl_wait = NULL;
     request_end(c, 499);      /* no-op when the request was answered */
     bgw_timer_stop(&w->timers, &c->timer);
     if (c->ev.fd >= 0) close(c->ev.fd);
@@ -319,6 +322,10 @@ static int client_fill(struct bgw_client *c)
 static void client_read(struct bgw_client *c)
 {
     for (;;) {
+        if (c->state == BGW_C_RLWAIT) {          /* read once the rate-limit answer came */
+            c->read_pending = true;
+            return;
+        }
         if (c->state == BGW_C_PROXY) {
             /* While a body streams, the pump reads as the upstream side has room; after it, what the
              * client sends (a pipelined request, its close) is read once the response is done. */
@@ -437,7 +444,9 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
     PUT_LIT(o, "\r\nX-Request-Id: ");
     out_put(o, r->request_id, strlen(r->request_id));
     if (close_conn) PUT_LIT(o, "\r\nConnection: close");
-    PUT_LIT(o, "\r\n\r\n");
+    PUT_LIT(o, "\r\n");
+    if (status == 429) out_put(o, r->rl_headers, r->rl_headers_len);
+    PUT_LIT(o, "\r\n");
     if (!r->head_method) out_put(o, body, (size_t)blen);
     r->status = (uint16_t)status;
     request_end(c, status);
@@ -805,6 +814,58 @@ static bool replay_keep(struct bgw_client *c)
     return true;
 }
 
+/* ---- rate limits ---- */
+
+static void rate_limit_answer(void *owner, enum bgw_rl_verdict v, const struct bgw_rl_result *res)
+{
+    struct bgw_client *c = owner;
+    c->rl_wait = NULL;
+    c->rl_verdict = (uint8_t)v;
+    c->rl_res = *res;
+    c->state = BGW_C_HEAD;
+    client_process(c);               /* parses the waiting head again; start_request takes the answer */
+    if (c->state != BGW_C_DEAD && c->read_pending) {
+        c->read_pending = false;
+        client_read(c);
+    }
+}
+
+/* The rate-limit policy of the routed request. Returns true to go on; false when the request was answered
+ * (429) or parked until a global answer comes (the head stays unconsumed, the request is undone). */
+static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *h, const struct bgw_route *route,
+                              uint32_t head_len)
+{
+    struct bgw_request *r = &c->req;
+    const struct bgw_rl_limit *l = bgw_rl_for_route(r->ws->snap->ratelimits, r->route);
+    if (!l) return true;
+    struct bgw_rl_result res;
+    enum bgw_rl_verdict v;
+    if (c->rl_verdict) {
+        v = (enum bgw_rl_verdict)c->rl_verdict;
+        res = c->rl_res;
+        c->rl_verdict = 0;
+    } else {
+        struct bgw_rl_request rq = {.client_ip = c->peer, .route = route->name, .header = lookup_header,
+                                    .header_ctx = (void *)h};
+        v = bgw_rl_check(c->w, l, &rq, &res, rate_limit_answer, c, &c->rl_wait);
+    }
+    if (v == BGW_RL_CONTINUE) return true;
+    if (v == BGW_RL_PENDING) {
+        r->counted = false;
+        bgw_stats_gauge_add(&c->w->stats.in_flight, -1);
+        bgw_wsnap_release(c->w, r->ws);
+        r->ws = NULL;
+        r->route = -1;
+        c->state = BGW_C_RLWAIT;
+        return false;
+    }
+    r->rl_headers_len = (uint8_t)bgw_rl_format_headers(&res, r->rl_headers, sizeof r->rl_headers);
+    bgw_stats_ratelimit_rejected(&c->w->stats, route->name);
+    c->in.r += head_len;
+    respond_local(c, 429, "rate_limited", "too many requests", !r->body_done);
+    return false;
+}
+
 /* Route, pick an endpoint and get an upstream connection for the head just parsed into w->head. */
 static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
 {
@@ -903,6 +964,7 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     const struct bgw_route *route = &snap->cfg->routes[idx];
     r->route = idx;
     r->service = (uint32_t)route->service_index;
+    if (route->rate_limit && !rate_limit_admits(c, h, route, head_len)) return;
     if (route->has_max_body_bytes) {
         r->max_body = route->max_body_bytes;
         if (h->has_content_length && h->content_length > r->max_body) {

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "http1.h"
+#include "rate_limit.h"
 #include "timer.h"
 #include "upstream.h"
 #include "worker.h"
@@ -27,7 +28,9 @@ struct bgw_wsnap {
     struct bgw_pool ***pools;        /* per snapshot service, per endpoint */
 };
 
-enum bgw_client_state { BGW_C_IDLE = 1, BGW_C_HEAD, BGW_C_PROXY, BGW_C_CLOSING, BGW_C_DEAD };
+/* BGW_C_RLWAIT: a request head waits (unconsumed in c->in) for a global rate-limit answer; it is parsed
+ * again when the answer comes. */
+enum bgw_client_state { BGW_C_IDLE = 1, BGW_C_HEAD, BGW_C_PROXY, BGW_C_CLOSING, BGW_C_DEAD, BGW_C_RLWAIT };
 
 struct bgw_request {
     struct bgw_wsnap *ws;            /* holds a use of it while the request runs */
@@ -60,6 +63,8 @@ struct bgw_request {
     bool replay_lost;                /* request bytes were dropped from upout: no further try */
     struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
     char request_id[129];
+    uint8_t rl_headers_len;
+    char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
 };
 
 struct bgw_client {
@@ -80,6 +85,9 @@ struct bgw_client {
     struct bgw_http1 codec;
     struct bgw_timer timer;          /* idle, header-read or request timeout */
     struct bgw_request req;
+    struct bgw_rl_wait *rl_wait;     /* a pending global rate-limit answer (state BGW_C_RLWAIT) */
+    uint8_t rl_verdict;              /* 0, or the answer to use when the waiting head is parsed again */
+    struct bgw_rl_result rl_res;
     char peer[INET6_ADDRSTRLEN];
 };
 
