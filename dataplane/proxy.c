@@ -446,6 +446,8 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
     if (close_conn) PUT_LIT(o, "\r\nConnection: close");
     PUT_LIT(o, "\r\n");
     if (status == 429) out_put(o, r->rl_headers, r->rl_headers_len);
+    if (r->overloaded) PUT_LIT(o, "X-Bgw-Overloaded: true\r\n");
+    r->overloaded = false;
     PUT_LIT(o, "\r\n");
     if (!r->head_method) out_put(o, body, (size_t)blen);
     r->status = (uint16_t)status;
@@ -590,6 +592,7 @@ static void respond_overloaded(struct bgw_client *c, const char *what)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "circuit breaker open: %s reached", what);
+    c->req.overloaded = true;
     respond_local(c, 503, "overloaded", msg, !c->req.body_done);
 }
 

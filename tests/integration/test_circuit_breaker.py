@@ -59,6 +59,7 @@ class CircuitBreakerTest(harness.ProxyTestCase):
             with Conn(self.proxy.port) as c:
                 r = c.request("GET", "/capped/echo")
             self.assertErrorBody(r, 503, "overloaded")
+            self.assertEqual(r.header("X-Bgw-Overloaded"), "true")
         self.assertLess(time.monotonic() - t0, 1.0)
         self.assertEqual(self.open_gauge("capped"), 1)
         for t in ts:
