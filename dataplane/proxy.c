@@ -564,8 +564,9 @@ static const struct bgw_service *req_service_cfg(const struct bgw_request *r)
     return r->ws->snap->services[r->service].cfg;
 }
 
-/* Take one unit of kind in the service's breaker, limited when the service configures one. Answers 503
- * and returns false when it is full (answer false: the caller decides). */
+/* Take one unit of kind in the service's breaker, limited when the service configures one; false when it
+ * is full (the caller answers). bgw_circuit_breaker_open follows the limits that refuse requests
+ * (max_requests, max_pending_requests), not max_retries, whose overflow only skips a retry. */
 static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
 {
     struct bgw_request *r = &c->req;
@@ -576,7 +577,7 @@ static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
         return true;
     }
     struct bgw_cb_result res = bgw_cb_acquire(cb, kind, limit);
-    if (res.opened) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
+    if (res.opened && kind != BGW_CB_RETRIES) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
     return res.granted;
 }
 
@@ -584,7 +585,8 @@ static void cb_give(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
 {
     struct bgw_request *r = &c->req;
     const struct bgw_service *cfg = req_service_cfg(r);
-    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX))
+    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX) &&
+        kind != BGW_CB_RETRIES)
         bgw_stats_circuit(&c->w->stats, cfg->name, -1);
 }
 

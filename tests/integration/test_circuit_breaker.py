@@ -101,6 +101,8 @@ class CircuitBreakerTest(harness.ProxyTestCase):
         self.assertEqual(r.status, 503)
         self.assertEqual(len(self.up.records()), 1)
         self.assertEqual(metric(self.proxy.metrics(), "bgw_retries_total", route="r-noretry") or 0, 0)
+        # a skipped retry refuses no request: the breaker is not reported open
+        self.assertEqual(self.open_gauge("noretry"), 0)
 
 
 if __name__ == "__main__":
