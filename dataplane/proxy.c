@@ -812,7 +812,10 @@ static bool replay_keep(struct bgw_client *c)
 {
     struct bgw_request *r = &c->req;
     if (r->replay_lost) return false;
-    if (c->upout.w >= BGW_RETRY_REPLAY_MAX) {
+    /* A method that is not idempotent is retried only when it never reached an upstream: its body, once
+     * sent, is not kept. */
+    const char *m = bgw_stats_method_names[r->method];
+    if (c->upout.w >= BGW_RETRY_REPLAY_MAX || !bgw_retry_idempotent(m, strlen(m))) {
         r->replay_lost = true;
         return false;
     }
