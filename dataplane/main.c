@@ -99,8 +99,8 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         {"ca", required_argument, 0, 1},
         {"cert", required_argument, 0, 2},
         {"key", required_argument, 0, 3},
-        {"access-log", required_argument, 0, 5},
         {"redis", required_argument, 0, 4},
+        {"access-log", required_argument, 0, 5},
         {0, 0, 0, 0},
     };
     int n;
@@ -132,8 +132,8 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         case 1: o->ca = optarg; break;
         case 2: o->cert = optarg; break;
         case 3: o->key = optarg; break;
-        case 5: o->access_log = optarg; break;
         case 4: o->redis = optarg; break;
+        case 5: o->access_log = optarg; break;
         default: usage(stderr); return 2;
         }
     }

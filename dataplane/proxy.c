@@ -18,10 +18,12 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "access_log.h"
 #include "circuit_breaker.h"
+#include "jwt_auth.h"
+#include "access_log.h"
 #include "lb.h"
 #include "log.h"
 #include "outlier.h"
@@ -94,6 +96,7 @@ static const char *status_reason(unsigned s)
     case 200: return "OK";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -415,6 +418,13 @@ static void client_flush(struct bgw_client *c)
     if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY)) linger(c);
 }
 
+/* Response headers of the route's policies (CORS, WWW-Authenticate); room reserved by the caller. */
+static void put_policy_headers(struct bgw_iobuf *o, const struct bgw_request *r)
+{
+    if (r->www_authenticate) out_put(o, r->www_authenticate, strlen(r->www_authenticate));
+    if (r->cors.policy) o->w += (uint32_t)bgw_cors_response_headers(&r->cors, o->base + o->w, bgw_iobuf_space(o));
+}
+
 /* Answer the current request ourselves with a JSON error body. */
 static void respond_local(struct bgw_client *c, unsigned status, const char *code, const char *message,
                           bool close_conn)
@@ -433,7 +443,9 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
                    ? snprintf(body, sizeof body, "{\"error\":\"no_route\"}")
                    : snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}", code, message);
     if (r->request_id[0] == 0) request_id_new(c->w, r->request_id);
-    if (out_reserve(&c->out, &c->w->bufs, 512 + (size_t)blen) < 0) {
+    size_t policy_max = bgw_cors_response_headers_max(&r->cors) + (r->www_authenticate ? 256 : 0) +
+                        (status == 429 ? r->rl_headers_len : 0);
+    if (out_reserve(&c->out, &c->w->bufs, 512 + policy_max + (size_t)blen) < 0) {
         client_close(c);
         return;
     }
@@ -449,6 +461,9 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
     if (close_conn) PUT_LIT(o, "\r\nConnection: close");
     PUT_LIT(o, "\r\n");
     if (status == 429) out_put(o, r->rl_headers, r->rl_headers_len);
+    put_policy_headers(o, r);
+    if (r->overloaded) PUT_LIT(o, "X-Bgw-Overloaded: true\r\n");
+    r->overloaded = false;
     PUT_LIT(o, "\r\n");
     if (!r->head_method) out_put(o, body, (size_t)blen);
     r->status = (uint16_t)status;
@@ -478,7 +493,7 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
                                size_t host_len, bool host_from_target, const char *endpoint_address)
 {
     struct bgw_request *r = &c->req;
-    size_t need = h->head_len + path_len + query_len + host_len * 2 + strlen(c->peer) + 512;
+    size_t need = h->head_len + path_len + query_len + host_len * 2 + strlen(c->peer) + 512 + r->auth_headers_len;
     if (out_reserve(&c->upout, &c->w->bufs, need) < 0) return -1;
     struct bgw_iobuf *o = &c->upout;
     out_put(o, h->method, h->method_len);
@@ -536,6 +551,7 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
     PUT_LIT(o, "\r\ntraceparent: ");
     out_put(o, r->traceparent, BGW_TRACEPARENT_LEN);
     PUT_LIT(o, "\r\n");
+    if (r->auth_headers_len) out_put(o, r->auth_headers, r->auth_headers_len);   /* JWT claims */
     if (h->chunked) {
         PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
     } else if (h->has_content_length) {
@@ -570,8 +586,9 @@ static const struct bgw_service *req_service_cfg(const struct bgw_request *r)
     return r->ws->snap->services[r->service].cfg;
 }
 
-/* Take one unit of kind in the service's breaker, limited when the service configures one. Answers 503
- * and returns false when it is full (answer false: the caller decides). */
+/* Take one unit of kind in the service's breaker, limited when the service configures one; false when it
+ * is full (the caller answers). bgw_circuit_breaker_open follows the limits that refuse requests
+ * (max_requests, max_pending_requests), not max_retries, whose overflow only skips a retry. */
 static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
 {
     struct bgw_request *r = &c->req;
@@ -582,7 +599,7 @@ static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
         return true;
     }
     struct bgw_cb_result res = bgw_cb_acquire(cb, kind, limit);
-    if (res.opened) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
+    if (res.opened && kind != BGW_CB_RETRIES) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
     return res.granted;
 }
 
@@ -590,7 +607,8 @@ static void cb_give(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
 {
     struct bgw_request *r = &c->req;
     const struct bgw_service *cfg = req_service_cfg(r);
-    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX))
+    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX) &&
+        kind != BGW_CB_RETRIES)
         bgw_stats_circuit(&c->w->stats, cfg->name, -1);
 }
 
@@ -598,6 +616,7 @@ static void respond_overloaded(struct bgw_client *c, const char *what)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "circuit breaker open: %s reached", what);
+    c->req.overloaded = true;
     respond_local(c, 503, "overloaded", msg, !c->req.body_done);
 }
 
@@ -815,7 +834,10 @@ static bool replay_keep(struct bgw_client *c)
 {
     struct bgw_request *r = &c->req;
     if (r->replay_lost) return false;
-    if (c->upout.w >= BGW_RETRY_REPLAY_MAX) {
+    /* A method that is not idempotent is retried only when it never reached an upstream: its body, once
+     * sent, is not kept. */
+    const char *m = bgw_stats_method_names[r->method];
+    if (c->upout.w >= BGW_RETRY_REPLAY_MAX || !bgw_retry_idempotent(m, strlen(m))) {
         r->replay_lost = true;
         return false;
     }
@@ -871,6 +893,69 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
     bgw_stats_ratelimit_rejected(&c->w->stats, route->name);
     c->in.r += head_len;
     respond_local(c, 429, "rate_limited", "too many requests", !r->body_done);
+    return false;
+}
+
+/* Answer an allowed CORS preflight: 204 with the policy's Access-Control-Allow-* headers. */
+static void respond_preflight(struct bgw_client *c, const struct bgw_http_head *h)
+{
+    struct bgw_request *r = &c->req;
+    bool close_conn = !r->body_done || !r->keep_alive || c->eof || c->w->draining;
+    char extra[2048];
+    size_t n = bgw_cors_preflight_headers(&r->cors, h, extra, sizeof extra);
+    if (out_reserve(&c->out, &c->w->bufs, 256 + n) < 0) {
+        client_close(c);
+        return;
+    }
+    struct bgw_iobuf *o = &c->out;
+    PUT_LIT(o, "HTTP/1.1 204 No Content\r\nX-Request-Id: ");
+    out_put(o, r->request_id, strlen(r->request_id));
+    PUT_LIT(o, "\r\n");
+    out_put(o, extra, n);
+    if (close_conn) PUT_LIT(o, "Connection: close\r\n");
+    PUT_LIT(o, "\r\n");
+    r->status = 204;
+    request_end(c, 204);
+    bgw_timer_stop(&c->w->timers, &c->timer);
+    c->state = close_conn ? BGW_C_CLOSING : BGW_C_IDLE;
+    c->close_after = close_conn;
+    client_flush(c);
+    if (c->state == BGW_C_IDLE)
+        bgw_timer_set(&c->w->timers, &c->timer, c->w->now_ms + c->w->limits.idle_timeout_ms);
+}
+
+/* The route's policies, each one call that says continue or answer now: CORS (preflights are answered
+ * before auth: they carry no credentials), then JWT auth. Returns true when the request was answered. */
+static bool run_policies(struct bgw_client *c, const struct bgw_snapshot *snap, long idx, uint32_t head_len)
+{
+    struct bgw_worker *w = c->w;
+    struct bgw_request *r = &c->req;
+    enum bgw_cors_action ca = bgw_cors_request(snap->route_cors[idx], &w->head, &r->cors);
+    if (ca != BGW_CORS_CONTINUE) c->in.r += head_len;   /* the head stays readable until we return */
+    if (ca == BGW_CORS_PREFLIGHT_OK) {
+        respond_preflight(c, &w->head);
+        return true;
+    }
+    if (ca == BGW_CORS_PREFLIGHT_DENIED) {
+        respond_local(c, 403, "cors_denied", "the CORS preflight is not allowed for this origin, method or headers",
+                      !r->body_done);
+        return true;
+    }
+    const struct bgw_jwt_policy *auth = snap->route_auth[idx];
+    if (auth) {
+        struct bgw_jwt_verdict v;
+        enum bgw_jwt_result jr = bgw_jwt_auth_request(auth, &w->jwt_cache, &w->head, (int64_t)time(NULL), &v);
+        if (jr != BGW_JWT_OK) {
+            bgw_stats_auth_rejected(&w->stats, snap->cfg->routes[idx].name, bgw_jwt_reason(jr));
+            r->www_authenticate = bgw_jwt_www_authenticate(jr);
+            c->in.r += head_len;
+            respond_local(c, 401, jr == BGW_JWT_MISSING ? "missing_token" : "invalid_token", bgw_jwt_message(jr),
+                          !r->body_done);
+            return true;
+        }
+        r->auth_headers = v.add_headers;
+        r->auth_headers_len = (uint32_t)v.add_headers_len;
+    }
     return false;
 }
 
@@ -977,6 +1062,7 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     const struct bgw_route *route = &snap->cfg->routes[idx];
     r->route = idx;
     r->service = (uint32_t)route->service_index;
+    if (run_policies(c, snap, idx, head_len)) return;   /* answered by a policy (CORS preflight, 401) */
     if (route->rate_limit && !rate_limit_admits(c, h, route, head_len)) return;
     if (route->has_max_body_bytes) {
         r->max_body = route->max_body_bytes;
@@ -1256,7 +1342,8 @@ static int response_body_piece(void *ctx, const char *data, size_t len)
 static int build_response_head(struct bgw_client *c, const struct bgw_http_head *h)
 {
     struct bgw_request *r = &c->req;
-    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256) < 0) return -1;
+    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256 + bgw_cors_response_headers_max(&r->cors)) < 0)
+        return -1;
     struct bgw_iobuf *o = &c->out;
     PUT_LIT(o, "HTTP/1.1 ");
     put_uint(o, h->status);
@@ -1267,6 +1354,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const struct bgw_http_header *x = &h->headers[i];
         if (x->hop) continue;
+        if (r->cors.policy && bgw_cors_owns_header(x->name, x->name_len)) continue;   /* the proxy's own */
         if (x->id == BGW_HDR_X_REQUEST_ID) has_id = true;
         out_put(o, x->name, x->name_len);
         PUT_LIT(o, ": ");
@@ -1278,6 +1366,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
         out_put(o, r->request_id, strlen(r->request_id));
         PUT_LIT(o, "\r\n");
     }
+    put_policy_headers(o, r);
     if (h->has_body) {
         if (h->has_content_length) {
             PUT_LIT(o, "Content-Length: ");

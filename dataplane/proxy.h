@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "http1.h"
 #include "rate_limit.h"
 #include "timer.h"
@@ -61,16 +62,21 @@ struct bgw_request {
     bool pending;                    /* counted in the service's pending requests (waiting queue) */
     bool backing_off;                /* try_timer is the wait before the next try */
     bool replay_lost;                /* request bytes were dropped from upout: no further try */
+    bool overloaded;                 /* answered 503 by a circuit breaker (X-Bgw-Overloaded) */
     struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
+    const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
+    uint32_t auth_headers_len;
+    const char *www_authenticate;    /* the WWW-Authenticate line of a 401, or NULL */
+    struct bgw_cors_verdict cors;    /* the route's CORS outcome, for the response headers */
     char request_id[129];
+    uint8_t rl_headers_len;
+    char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
     /* observability: the traceparent sent upstream, and what the access log reports */
     bool trace_kept;                 /* the client's trace context was valid and is continued */
     char traceparent[56];
     uint64_t up_ns;                  /* upstream response time, 0 when none */
     uint64_t resp_bytes;             /* response body bytes sent to the client */
     char log_path[256];              /* the request target without its query (only with an access log) */
-    uint8_t rl_headers_len;
-    char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
 };
 
 struct bgw_client {

@@ -34,6 +34,9 @@ struct bgw_snap_service {
     uint32_t n_healthy;
 };
 
+struct bgw_jwt_policy;
+struct bgw_cors_policy;
+
 struct bgw_snapshot {
     atomic_int refs;
     uint64_t generation;      /* increases with every publication */
@@ -41,6 +44,10 @@ struct bgw_snapshot {
     struct bgw_router *router;
     struct bgw_rl_set *ratelimits;       /* compiled rate limits (rate_limit.h) */
     struct bgw_snap_service *services;   /* cfg->n_services entries, same order */
+    /* policies, compiled (jwt_auth.h, cors.h) */
+    struct bgw_jwt_policy **auth;        /* cfg->n_auth_policies entries, same order */
+    struct bgw_jwt_policy **route_auth;  /* per route: its auth policy (borrowed from auth) or NULL */
+    struct bgw_cors_policy **route_cors; /* per route: its compiled cors or NULL */
     char version[80];
 };
 
