@@ -270,6 +270,7 @@ static size_t drain(char *buf, size_t cap)
 static void *writer(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "bgw-access-log");   /* visible in top -H, ps -L, /proc */
     size_t cap = 256 * 1024;
     char *buf = malloc(cap);
     if (!buf) return NULL;

@@ -15,7 +15,7 @@ builds one (cmake -DBGW_STATS_OFF=ON, only the bgw-proxy target, in build-bench-
 
 The variants run interleaved (round 1: each variant once, round 2: each again, ...), each after a short
 warm-up, so that drift of a shared machine hits all of them alike. Reported: the median req/s of each
-variant, its ratio to the baseline, p99 latency, and the proxy's own CPU time per request (user + system
+variant, its ratio to the baseline, p99 latency, the CPU of the access log's writer thread per request, and the proxy's own CPU time per request (user + system
 of the whole process, the access log's writer thread included) with its ratio to the baseline: on a shared
 machine the CPU cost per request is the steadier figure, throughput moves with whatever else runs. Targets: metrics within 3% of the baseline, the access
 log within 8%.
@@ -69,6 +69,22 @@ class Scraper(threading.Thread):
             self.stop_flag.wait(self.interval)
 
 
+def writer_ticks(pid):
+    """CPU ticks of the proxy's access-log writer thread (named bgw-access-log), or 0."""
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                if f.read().strip() != "bgw-access-log":
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, t), "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rindex(b")") + 2:].split()
+        return int(rest[11]) + int(rest[12])
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bgw", default=os.path.join(REPO, "build", "bin", "bgw-proxy"))
@@ -88,6 +104,7 @@ def main():
     results = {v: [] for v in VARIANTS}
     p99 = {v: [] for v in VARIANTS}
     cpu = {v: [] for v in VARIANTS}
+    writer_cpu = []
     scrapes = 0
     log_lines = 0
     try:
@@ -110,9 +127,11 @@ def main():
                 scraper = Scraper(admin) if v in ("metrics", "access_log") else None
                 if scraper:
                     scraper.start()
-                t0 = bench.cpu_ticks(p.pids())
+                t0, w0 = bench.cpu_ticks(p.pids()), writer_ticks(p.proc.pid)
                 r, _ = bench.run_wrk(args, p.port, p.path, args.conns, args.duration)
                 ticks = bench.cpu_ticks(p.pids()) - t0
+                if v == "access_log":
+                    writer_cpu.append((writer_ticks(p.proc.pid) - w0) / bench.CLK_TCK * 1e6 / r["requests"])
                 if scraper:
                     scraper.stop_flag.set()
                     scraper.join(10)
@@ -147,6 +166,10 @@ def main():
         print("| %s | %.0f | %.3f | %.3f | %.2f | %.3f |" % (v, med, med / base, statistics.median(p99[v]), mc,
                                                           mc / base_cpu))
     print("\n%d scrapes of /metrics, %d access log lines written" % (scrapes, log_lines))
+    if writer_cpu:
+        out["access_log_writer_cpu_us_per_req"] = writer_cpu
+        print("access-log writer thread: median %.2f CPU us/request (of the access_log variant's total)"
+              % statistics.median(writer_cpu))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
