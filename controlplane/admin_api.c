@@ -23,6 +23,7 @@ struct bgw_admin_api {
     struct bgw_store *store;
     struct bgw_xds_server *xds;
     struct bgw_builder *builder;      /* NULL: answer from the store */
+    struct bgw_health *health;        /* NULL: no health-check metrics */
     char *token;
     size_t token_len;
     pthread_mutex_t lock;
@@ -76,6 +77,11 @@ struct bgw_admin_api *bgw_admin_api_new(struct bgw_store *store, struct bgw_xds_
 void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b)
 {
     api->builder = b;
+}
+
+void bgw_admin_api_set_health(struct bgw_admin_api *api, struct bgw_health *h)
+{
+    api->health = h;
 }
 
 void bgw_admin_api_free(struct bgw_admin_api *api)
@@ -387,6 +393,8 @@ static void render_metrics(struct bgw_admin_api *api, struct bgw_admin_reply *rp
                                bgw_store_version(api->store));
     if (rc == 0 && api->xds)
         rc = bgw_xds_server_render_metrics(api->xds, &buf, &len, &cap);
+    if (rc == 0 && api->health)
+        rc = bgw_health_render_metrics(api->health, &buf, &len, &cap);
     if (rc == 0)
         rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) {
