@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "procstat.h"
 #include "strbuf.h"
 
@@ -23,7 +24,6 @@ struct bgw_admin_api {
     struct bgw_store *store;
     struct bgw_xds_server *xds;
     struct bgw_builder *builder;      /* NULL: answer from the store */
-    struct bgw_health *health;        /* NULL: no health-check metrics */
     char *token;
     size_t token_len;
     pthread_mutex_t lock;
@@ -77,11 +77,6 @@ struct bgw_admin_api *bgw_admin_api_new(struct bgw_store *store, struct bgw_xds_
 void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b)
 {
     api->builder = b;
-}
-
-void bgw_admin_api_set_health(struct bgw_admin_api *api, struct bgw_health *h)
-{
-    api->health = h;
 }
 
 void bgw_admin_api_free(struct bgw_admin_api *api)
@@ -393,8 +388,8 @@ static void render_metrics(struct bgw_admin_api *api, struct bgw_admin_reply *rp
                                bgw_store_version(api->store));
     if (rc == 0 && api->xds)
         rc = bgw_xds_server_render_metrics(api->xds, &buf, &len, &cap);
-    if (rc == 0 && api->health)
-        rc = bgw_health_render_metrics(api->health, &buf, &len, &cap);
+    if (rc == 0)
+        rc = bgw_cp_metrics_render(&buf, &len, &cap);
     if (rc == 0)
         rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) {

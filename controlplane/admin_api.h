@@ -11,7 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "health_check.h"
 #include "snapshot_builder.h"
 #include "store.h"
 #include "xds_server.h"
@@ -54,9 +53,6 @@ void bgw_admin_api_free(struct bgw_admin_api *api);
 /* Answer GET /v1/config and GET /v1/services/{name}/endpoints from the builder's resolved document (what
  * the proxies get) instead of the store. Call before serving. */
 void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b);
-
-/* Add the health checker's counters (bgw_health_checks_total) to /metrics. Call before serving. */
-void bgw_admin_api_set_health(struct bgw_admin_api *api, struct bgw_health *h);
 
 /* The checks that need no body (route, method, token, Content-Type, declared length; declared_len < 0:
  * unknown). Returns true with rp filled when the request is refused before its body is read; false (rp

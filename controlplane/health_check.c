@@ -1,7 +1,8 @@
 /*
  * health_check.c - active HTTP health checks (see health_check.h): the engine (targets kept sorted by
- * "service\naddress", per-endpoint thresholds, a schedule against an injectable clock, per-service
- * counters) and the runner (a thread driving libcurl multi, at most max_in_flight checks at once).
+ * "service\naddress", per-endpoint thresholds, a schedule against an injectable clock; every check
+ * counted in bgw_health_checks_total through metrics.h) and the runner (a thread driving libcurl multi,
+ * at most max_in_flight checks at once).
  */
 #include "health_check.h"
 
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "strbuf.h"
 
 #define PROBE_BATCH 64
@@ -33,11 +35,6 @@ struct target {
 struct slot {
     uint64_t id;                 /* 0: free */
     struct target *t;            /* NULL when the target was dropped while its check ran */
-};
-
-struct counter {
-    char *service;
-    unsigned long long passed, failed;
 };
 
 struct dropped {
@@ -60,8 +57,6 @@ struct bgw_health {
     struct slot *slots;          /* max_in_flight of them */
     unsigned in_flight;
     uint64_t next_id;
-    struct counter *counters;
-    size_t n_counters;
     struct dropped *dropped;     /* "stopped being checked while unhealthy", to report */
     size_t n_dropped;
 
@@ -368,21 +363,6 @@ out:
     return n;
 }
 
-/* The counter of service, created on first use. Call locked. */
-static struct counter *counter_of(struct bgw_health *h, const char *service)
-{
-    for (size_t i = 0; i < h->n_counters; i++)
-        if (strcmp(h->counters[i].service, service) == 0) return &h->counters[i];
-    struct counter *c = realloc(h->counters, (h->n_counters + 1) * sizeof *c);
-    if (!c) return NULL;
-    h->counters = c;
-    c = &h->counters[h->n_counters];
-    if (!(c->service = strdup(service))) return NULL;
-    c->passed = c->failed = 0;
-    h->n_counters++;
-    return c;
-}
-
 void bgw_health_complete(struct bgw_health *h, uint64_t id, bool passed, const char *error)
 {
     pthread_mutex_lock(&h->lock);
@@ -405,11 +385,7 @@ void bgw_health_complete(struct bgw_health *h, uint64_t id, bool passed, const c
     t->next_due = t->started + t->interval_ms;
     if (t->next_due < now) t->next_due = now;
 
-    struct counter *c = counter_of(h, t->service);
-    if (c) {
-        if (passed) c->passed++;
-        else c->failed++;
-    }
+    bgw_cp_metrics_health_check(t->service, passed ? "success" : "failure");
     bool was = t->healthy;
     if (passed) {
         t->failures = 0;
@@ -477,34 +453,6 @@ bool bgw_health_healthy(struct bgw_health *h, const char *service, const char *a
     bool yes = t && t->healthy;
     pthread_mutex_unlock(&h->lock);
     return yes;
-}
-
-unsigned long long bgw_health_count(struct bgw_health *h, const char *service, bool passed)
-{
-    unsigned long long n = 0;
-    pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->n_counters; i++)
-        if (strcmp(h->counters[i].service, service) == 0)
-            n = passed ? h->counters[i].passed : h->counters[i].failed;
-    pthread_mutex_unlock(&h->lock);
-    return n;
-}
-
-int bgw_health_render_metrics(struct bgw_health *h, char **buf, size_t *len, size_t *cap)
-{
-    int rc = bgw_strbuf_printf(buf, len, cap,
-                               "# HELP bgw_health_checks_total Active health checks done, by service and result.\n"
-                               "# TYPE bgw_health_checks_total counter\n");
-    pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; rc == 0 && i < h->n_counters; i++) {
-        const struct counter *c = &h->counters[i];
-        rc = bgw_strbuf_printf(buf, len, cap,
-                               "bgw_health_checks_total{service=\"%s\",result=\"success\"} %llu\n"
-                               "bgw_health_checks_total{service=\"%s\",result=\"failure\"} %llu\n",
-                               c->service, c->passed, c->service, c->failed);
-    }
-    pthread_mutex_unlock(&h->lock);
-    return rc;
 }
 
 /* ---- runner ---- */
@@ -676,8 +624,6 @@ void bgw_health_free(struct bgw_health *h)
     bgw_health_stop(h);
     for (size_t i = 0; i < h->n_targets; i++) target_free(h->targets[i]);
     free(h->targets);
-    for (size_t i = 0; i < h->n_counters; i++) free(h->counters[i].service);
-    free(h->counters);
     for (size_t i = 0; i < h->n_dropped; i++) {
         free(h->dropped[i].service);
         free(h->dropped[i].address);

@@ -10,7 +10,10 @@
  * passes mark it healthy again. Every result goes to the report callback (bgw_builder_set_health() in
  * bgw-control, which rebuilds only when `healthy` changes).
  *
- * Two layers: the engine (targets, schedule, thresholds, counters; driven by bgw_health_take_due() and
+ * Every check is counted in bgw_health_checks_total{service,result="success"|"failure"} (metrics.h; a
+ * timeout is a failure).
+ *
+ * Two layers: the engine (targets, schedule, thresholds; driven by bgw_health_take_due() and
  * bgw_health_complete() against an injectable clock, so unit tests step time by hand) and the runner
  * (bgw_health_start(): a thread that performs the due checks with libcurl multi, at most max_in_flight
  * at once).
@@ -99,18 +102,11 @@ int64_t bgw_health_next_due(struct bgw_health *h);
 bool bgw_health_is_target(struct bgw_health *h, const char *service, const char *address);
 bool bgw_health_healthy(struct bgw_health *h, const char *service, const char *address);
 
-/* Checks done for service with that result (true: passed). */
-unsigned long long bgw_health_count(struct bgw_health *h, const char *service, bool passed);
-
 /* Runner: start the thread that performs due checks over HTTP. 0, or -1 with err filled. */
 int bgw_health_start(struct bgw_health *h, char *err, size_t errlen);
 
 /* Runner: stop the thread (checks in flight are abandoned; no report is made after this returns). The
  * engine stays usable. Idempotent; a no-op when not started. */
 void bgw_health_stop(struct bgw_health *h);
-
-/* Append bgw_health_checks_total{service,result} in Prometheus text format to *buf (bgw_strbuf_printf
- * conventions). 0, or -1 when out of memory. */
-int bgw_health_render_metrics(struct bgw_health *h, char **buf, size_t *len, size_t *cap);
 
 #endif

@@ -260,10 +260,8 @@ int main(int argc, char **argv)
     bgw_store_set_listener(store, store_changed, builder);
 
     struct bgw_admin_api *api = bgw_admin_api_new(store, xds, token);
-    if (api) {
+    if (api)
         bgw_admin_api_set_builder(api, builder);
-        bgw_admin_api_set_health(api, health);
-    }
     struct bgw_admin_http *http = api ? bgw_admin_http_start(api, o.admin_listen, err, sizeof err) : NULL;
     if (!http) {
         bgw_log_error("%s", api ? err : "out of memory");

@@ -17,6 +17,8 @@
 #include "config.h"
 #include "router.h"
 
+struct bgw_rl_set;
+
 struct bgw_snap_endpoint {
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -32,12 +34,20 @@ struct bgw_snap_service {
     uint32_t n_healthy;
 };
 
+struct bgw_jwt_policy;
+struct bgw_cors_policy;
+
 struct bgw_snapshot {
     atomic_int refs;
     uint64_t generation;      /* increases with every publication */
     struct bgw_config *cfg;
     struct bgw_router *router;
+    struct bgw_rl_set *ratelimits;       /* compiled rate limits (rate_limit.h) */
     struct bgw_snap_service *services;   /* cfg->n_services entries, same order */
+    /* policies, compiled (jwt_auth.h, cors.h) */
+    struct bgw_jwt_policy **auth;        /* cfg->n_auth_policies entries, same order */
+    struct bgw_jwt_policy **route_auth;  /* per route: its auth policy (borrowed from auth) or NULL */
+    struct bgw_cors_policy **route_cors; /* per route: its compiled cors or NULL */
     char version[80];
 };
 
