@@ -252,7 +252,12 @@ void bgw_health_update(void *arg, const json_t *resolved)
                 if (!(t = target_new(name, addr))) continue;
                 t->next_due = now;
             }
+            unsigned old_interval = t->interval_ms;
             if (set_params(t, hc) < 0) goto skip;
+            /* A shorter interval applies from the last check, not after the old one runs out. */
+            if (!is_new && t->interval_ms < old_interval && !t->inflight_id && t->started &&
+                t->next_due > t->started + t->interval_ms)
+                t->next_due = t->started + t->interval_ms > now ? t->started + t->interval_ms : now;
             if (is_new && !h->no_jitter) {
                 unsigned bound = t->interval_ms / 10;
                 if (bound > BGW_HEALTH_JITTER_MAX_MS) bound = BGW_HEALTH_JITTER_MAX_MS;

@@ -343,6 +343,13 @@ START_TEST(test_parameter_changes_apply_to_kept_endpoints)
     bgw_health_probe_release(&p[0]);
     ck_assert(!bgw_health_healthy(h, "orders", "10.0.0.1:80"));
     ck_assert_int_eq(bgw_health_next_due(h), g_now + 4000);
+    /* A shorter interval counts from the last check, not from when the longer one would have run out. */
+    g_now += 100;
+    update(h, "10.0.0.1:80", 1000, 2, 2);
+    ck_assert_int_eq(bgw_health_next_due(h), g_now - 100 + 1000);
+    g_now += 5000;
+    update(h, "10.0.0.1:80", 500, 2, 2);
+    ck_assert_int_eq(bgw_health_next_due(h), g_now);                /* overdue: at once */
 
     /* The health check removed from the service: no more targets, the verdict withdrawn. */
     json_t *d = json_pack("{s:[{s:s,s:[s]}]}", "services", "name", "orders", "endpoints", "10.0.0.1:80");
