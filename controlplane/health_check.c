@@ -426,7 +426,7 @@ int64_t bgw_health_next_due(struct bgw_health *h)
 {
     int64_t best = -1;
     pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->n_targets; i++) {
+    for (size_t i = 0; h->in_flight < h->max_in_flight && i < h->n_targets; i++) {
         const struct target *t = h->targets[i];
         if (!t->inflight_id && (best < 0 || t->next_due < best)) best = t->next_due;
     }

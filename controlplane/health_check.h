@@ -95,7 +95,8 @@ void bgw_health_complete(struct bgw_health *h, uint64_t id, bool passed, const c
 /* Free a probe's URL. */
 void bgw_health_probe_release(struct bgw_health_probe *p);
 
-/* Engine: the clock time (now_ms) at which the next check is due, or -1 when nothing is to be checked. */
+/* Engine: the clock time (now_ms) at which the next check can start, or -1 when nothing is to be checked
+ * or every in-flight slot is taken (only a completion can start the next one). */
 int64_t bgw_health_next_due(struct bgw_health *h);
 
 /* Engine: whether service/address is a target, and its current verdict (false when not a target). */

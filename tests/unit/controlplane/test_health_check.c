@@ -380,7 +380,9 @@ START_TEST(test_in_flight_cap_most_overdue_first)
     bgw_health_probe_release(&p[0]);
     bgw_health_probe_release(&p[1]);
     ck_assert_uint_eq(bgw_health_take_due(h, p, 8), 0);     /* the cap holds */
+    ck_assert_int_eq(bgw_health_next_due(h), -1);           /* nothing can start before a completion */
     bgw_health_complete(h, a, true, "");
+    ck_assert_int_le(bgw_health_next_due(h), g_now);        /* .3 waited: overdue */
     ck_assert_uint_eq(bgw_health_take_due(h, p, 8), 1);     /* one slot freed */
     bgw_health_probe_release(&p[0]);
     bgw_health_free(h);
