@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Health-check benchmark: what active health checks cost bgw-control. Starts the real bgw-control on
-loopback with ENDPOINTS endpoints (SERVICES services) served by a small asyncio upstream (one listening port
-per endpoint, all on 127.0.0.1), bounded in time.
+loopback with ENDPOINTS endpoints (SERVICES services) served by nginx (one worker listening on one port per
+endpoint, all on 127.0.0.1; a small asyncio upstream when nginx is not installed), bounded in time.
 
     /usr/bin/python3 tests/bench/health_checks.py [--endpoints 1000] [--services 100] [--interval-ms 1000]
                                                   [--seconds 5] [--bin build/bin]
@@ -37,8 +37,49 @@ def free_port():
         return s.getsockname()[1]
 
 
+class NginxUpstream:
+    """nginx (one worker) listening on n ports of 127.0.0.1, `return 200` on every path."""
+
+    def __init__(self, n, tmp):
+        self.ports = []
+        while len(self.ports) < n:
+            p = free_port()
+            if p not in self.ports:
+                self.ports.append(p)
+        d = os.path.join(tmp, "nginx")
+        os.makedirs(d)
+        temps = " ".join("%s_temp_path %s/%s;" % (m, d, m) for m in ("client_body", "proxy"))
+        v = subprocess.run(["nginx", "-V"], capture_output=True, text=True, timeout=10).stderr
+        for m in ("fastcgi", "uwsgi", "scgi"):
+            if "--without-http_%s_module" % m not in v:
+                temps += " %s_temp_path %s/%s;" % (m, d, m)
+        listens = "\n".join("        listen 127.0.0.1:%d;" % p for p in self.ports)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("worker_processes 1;\nworker_rlimit_nofile 20000;\ndaemon off;\npid %s/nginx.pid;\n"
+                    "error_log %s/error.log warn;\nevents { worker_connections 8192; }\n"
+                    "http { access_log off; %s\n    server {\n%s\n"
+                    "        location / { return 200 \"ok\\n\"; }\n    }\n}\n" % (d, d, temps, listens))
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", d], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.ports[-1]), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit("nginx did not start (%s)" % conf)
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 class Upstream(threading.Thread):
-    """n listening sockets on 127.0.0.1 answering every request 200 and closing."""
+    """Without nginx: n listening sockets on 127.0.0.1 answering every request 200 and closing (asyncio;
+    slower than nginx, so on a loaded machine it may be the bottleneck)."""
 
     def __init__(self, n):
         super().__init__(daemon=True)
@@ -164,11 +205,22 @@ def main():
     if not os.access(binary, os.X_OK):
         raise SystemExit("%s not found: build first" % binary)
 
-    up = Upstream(a.endpoints)
-    up.start()
-    up.ready.wait(30)
-    base = run(binary, document(up.ports, a.services, a.interval_ms, False), a.seconds, a.warmup)
-    hc = run(binary, document(up.ports, a.services, a.interval_ms, True), a.seconds, a.warmup)
+    tmp = tempfile.mkdtemp(prefix="bgw-bench-hc-up-")
+    try:
+        if shutil.which("nginx"):
+            up = NginxUpstream(a.endpoints, tmp)
+        else:
+            up = Upstream(a.endpoints)
+            up.start()
+            up.ready.wait(30)
+        try:
+            base = run(binary, document(up.ports, a.services, a.interval_ms, False), a.seconds, a.warmup)
+            hc = run(binary, document(up.ports, a.services, a.interval_ms, True), a.seconds, a.warmup)
+        finally:
+            if isinstance(up, NginxUpstream):
+                up.stop()
+    finally:
+        shutil.rmtree(tmp, True)
 
     rate = hc["checks"] / hc["wall_s"]
     expected = a.endpoints * 1000.0 / a.interval_ms
