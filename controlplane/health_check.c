@@ -27,7 +27,8 @@ struct target {
     unsigned interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold;
     bool healthy;
     unsigned passes, failures;   /* consecutive */
-    int64_t next_due, started;   /* clock ms */
+    int64_t next_due;            /* clock ms */
+    int64_t last_due;            /* when the last check was due: the schedule's anchor (0: never) */
     uint64_t inflight_id;        /* 0: not in flight */
     bool kept;                   /* bgw_health_update(): still in the new document */
 };
@@ -255,9 +256,9 @@ void bgw_health_update(void *arg, const json_t *resolved)
             unsigned old_interval = t->interval_ms;
             if (set_params(t, hc) < 0) goto skip;
             /* A shorter interval applies from the last check, not after the old one runs out. */
-            if (!is_new && t->interval_ms < old_interval && !t->inflight_id && t->started &&
-                t->next_due > t->started + t->interval_ms)
-                t->next_due = t->started + t->interval_ms > now ? t->started + t->interval_ms : now;
+            if (!is_new && t->interval_ms < old_interval && !t->inflight_id && t->last_due &&
+                t->next_due > t->last_due + t->interval_ms)
+                t->next_due = t->last_due + t->interval_ms > now ? t->last_due + t->interval_ms : now;
             if (is_new && !h->no_jitter) {
                 unsigned bound = t->interval_ms / 10;
                 if (bound > BGW_HEALTH_JITTER_MAX_MS) bound = BGW_HEALTH_JITTER_MAX_MS;
@@ -354,7 +355,8 @@ size_t bgw_health_take_due(struct bgw_health *h, struct bgw_health_probe *out, s
         h->slots[s] = (struct slot){id, t};
         h->in_flight++;
         t->inflight_id = id;
-        t->started = now;
+        /* Late by less than an interval: keep the schedule; more: start it again from now. */
+        t->last_due = now - t->next_due < (int64_t)t->interval_ms ? t->next_due : now;
         struct bgw_health_probe *p = &out[n++];
         p->id = id;
         p->url = url;
@@ -387,7 +389,7 @@ void bgw_health_complete(struct bgw_health *h, uint64_t id, bool passed, const c
     }
     int64_t now = now_ms(h);
     t->inflight_id = 0;
-    t->next_due = t->started + t->interval_ms;
+    t->next_due = t->last_due + t->interval_ms;
     if (t->next_due < now) t->next_due = now;
 
     bgw_cp_metrics_health_check(t->service, passed ? "success" : "failure");

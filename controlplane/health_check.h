@@ -88,7 +88,8 @@ size_t bgw_health_take_due(struct bgw_health *h, struct bgw_health_probe *out, s
 
 /* Engine: the result of probe id (taken from bgw_health_take_due()): passed, or failed with error (a short
  * text, e.g. "HTTP 503" or "timeout after 1000 ms"). Applies the thresholds, counts the check, reports.
- * The next check of the endpoint is due interval_ms after this one started. Unknown ids (the target was
+ * The next check of the endpoint is due interval_ms after this one was due (at once when that is past), so
+ * a late start does not push the schedule back. Unknown ids (the target was
  * dropped meanwhile) only free the in-flight slot. */
 void bgw_health_complete(struct bgw_health *h, uint64_t id, bool passed, const char *error);
 

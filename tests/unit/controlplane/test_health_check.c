@@ -178,7 +178,7 @@ START_TEST(test_first_check_within_jitter)
 }
 END_TEST
 
-START_TEST(test_schedule_from_check_start)
+START_TEST(test_schedule_from_due_time)
 {
     struct bgw_health *h = engine(0, false);
     update(h, "10.0.0.1:80", 1000, 2, 3);
@@ -187,12 +187,21 @@ START_TEST(test_schedule_from_check_start)
     bgw_health_probe_release(&p[0]);
     g_now += 300;                           /* the check took 300 ms */
     bgw_health_complete(h, p[0].id, true, "");
-    ck_assert_int_eq(bgw_health_next_due(h), 2000);   /* interval after it started */
+    ck_assert_int_eq(bgw_health_next_due(h), 2000);   /* interval after it was due (and started) */
     g_now = 1999;
     ck_assert_uint_eq(bgw_health_take_due(h, p, 2), 0);
-    g_now = 2000;
+    g_now = 2250;                                     /* started 250 ms late */
     ck_assert_uint_eq(bgw_health_take_due(h, p, 2), 1);
     bgw_health_probe_release(&p[0]);
+    g_now = 2400;
+    bgw_health_complete(h, p[0].id, true, "");
+    ck_assert_int_eq(bgw_health_next_due(h), 3000);   /* the schedule is not pushed back */
+    ck_assert_uint_eq(bgw_health_take_due(h, p, 2), 0);
+    g_now = 5200;                                     /* more than an interval behind: */
+    ck_assert_uint_eq(bgw_health_take_due(h, p, 2), 1);
+    bgw_health_probe_release(&p[0]);
+    bgw_health_complete(h, p[0].id, true, "");
+    ck_assert_int_eq(bgw_health_next_due(h), 6200);   /* the schedule starts again, no catching up */
     bgw_health_free(h);
 }
 END_TEST
@@ -536,7 +545,7 @@ static Suite *suite(void)
     TCase *e = tcase_create("engine");
     tcase_add_test(e, test_targets_follow_health_checked_services);
     tcase_add_test(e, test_first_check_within_jitter);
-    tcase_add_test(e, test_schedule_from_check_start);
+    tcase_add_test(e, test_schedule_from_due_time);
     tcase_add_test(e, test_unhealthy_after_threshold_failures);
     tcase_add_test(e, test_a_pass_resets_the_failure_count);
     tcase_add_test(e, test_healthy_again_after_threshold_passes);
