@@ -2,17 +2,25 @@
 flipped to fail (or to hang past the timeout) and a managed bgw-proxy follows: an endpoint failing its checks
 leaves rotation (no request reaches it) within interval x unhealthy_threshold plus one push, comes back after
 healthy_threshold passes, bgwctl endpoints and the admin API show it, bgw_health_checks_total counts, and a
-service with no healthy endpoint answers 503 no_healthy_upstream."""
+service with no healthy endpoint answers 503 no_healthy_upstream. Endpoints that come from Kubernetes (the
+API simulator of tests/k8s) are checked the same way."""
 
 import http.server
 import json
+import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
 import unittest
 
-from control_harness import Control
-from ctl_harness import parse_table, run_ctl
-from harness import Proxy, metric, wait_until
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "k8s"))
+from k8s_sim import ApiSim, endpoint, endpointslice, service  # noqa: E402
+
+from control_harness import Control  # noqa: E402
+from ctl_harness import parse_table, run_ctl  # noqa: E402
+from harness import Proxy, free_port, metric, wait_until  # noqa: E402
 
 INTERVAL_MS = 200
 TIMEOUT_MS = 100
@@ -26,7 +34,7 @@ class FlipUpstream:
     """An HTTP/1.1 upstream on a free port. GET /healthz answers by mode: "ok" 200, "fail" 503, "hang" waits
     well past the checker's timeout. Any other path answers 200 with the upstream's name and is counted."""
 
-    def __init__(self, name):
+    def __init__(self, name, host="127.0.0.1", port=0):
         self.name = name
         self.mode = "ok"
         self.served = 0
@@ -61,13 +69,13 @@ class FlipUpstream:
                 except OSError:
                     pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def addr(self):
-        return "127.0.0.1:%d" % self.server.server_address[1]
+        return "%s:%d" % self.server.server_address[:2]
 
     def set(self, mode):
         with self.lock:
@@ -266,6 +274,75 @@ class HealthCheckTest(unittest.TestCase):
             self.wait_proxy_health({self.a.addr(): True, self.b.addr(): True, c.addr(): True}, 10)
         finally:
             c.stop()
+
+
+class KubernetesHealthCheckTest(unittest.TestCase):
+    """A service with a kubernetes reference: its pods' endpoints are checked like static ones."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="bgw-hc-k8s-")
+        port = free_port()
+        self.pods = [FlipUpstream("pod21", "127.0.0.21", port), FlipUpstream("pod22", "127.0.0.22", port)]
+        self.sim = ApiSim(token="hc-t0ken").start()
+        self.sim.apply(service("shop", "web", [("http", 80, "web")]))
+        self.port = port
+        self.set_slice([21, 22])
+        doc = document([])
+        del doc["services"][0]["endpoints"]
+        doc["services"][0]["kubernetes"] = {"namespace": "shop", "service": "web", "port": "http"}
+        self.cp = Control(bootstrap=doc,
+                          args=["--kubeconfig", self.sim.kubeconfig(os.path.join(self.tmp, "kubeconfig"))]).start()
+        self.proxy = Proxy(None, workers=1, omit=("config",),
+                           args=["--control-plane", "127.0.0.1:%d" % self.cp.xds_port, "--node-id", "hc-k8s"]).start()
+
+    def tearDown(self):
+        if self.proxy.alive():
+            self.assertEqual(self.proxy.stop(), 0, self.proxy.stderr_tail())
+        self.proxy.cleanup()
+        if self.cp.alive():
+            self.assertEqual(self.cp.stop(), 0, self.cp.stderr_tail())
+        self.cp.cleanup()
+        for p in self.pods:
+            p.stop()
+        self.sim.stop()
+        shutil.rmtree(self.tmp, True)
+
+    def set_slice(self, ns):
+        self.sim.apply(endpointslice("shop", "web-a", "web", [endpoint("127.0.0.%d" % n, True) for n in ns],
+                                     [("http", self.port)]))
+
+    def proxy_health(self):
+        for s in self.proxy.admin_json("/config").get("services", []):
+            if s["name"] == "web":
+                return {e["address"]: e["healthy"] for e in s["endpoints"]}
+        return {}
+
+    def test_kubernetes_endpoints_are_checked(self):
+        a, b = (p.addr() for p in self.pods)
+        wait_until(lambda: self.proxy_health() == {a: True, b: True}, 10, message="both pods in rotation")
+        self.pods[1].set("fail")
+        wait_until(lambda: self.proxy_health() == {a: True, b: False}, 10, message="pod22 out of rotation")
+        items = {i["address"]: i for i in self.cp.get_json("/v1/services/web/endpoints")["items"]}
+        self.assertEqual(items[b]["source"], "kubernetes")
+        self.assertFalse(items[b]["healthy"])
+        self.assertEqual(items[b]["last_error"], "HTTP 503")
+        self.assertTrue(items[a]["healthy"])
+        rc, out, err = run_ctl(["--server", "http://127.0.0.1:%d" % self.cp.admin_port, "endpoints", "web"])
+        self.assertEqual(rc, 0, err)
+        by = {r["ADDRESS"]: r for r in parse_table(out)[1]}
+        self.assertEqual((by[b]["SOURCE"], by[b]["HEALTHY"]), ("kubernetes", "no"))
+        before = self.pods[1].count()
+        for _ in range(10):
+            self.assertEqual(self.proxy.request("GET", "/x").status, 200)
+        self.assertEqual(self.pods[1].count(), before)
+
+        # The pod leaves the slice while unhealthy, then comes back healthy: in rotation at once, its old
+        # verdict forgotten.
+        self.set_slice([21])
+        wait_until(lambda: self.proxy_health() == {a: True}, 10, message="pod22 gone")
+        self.pods[1].set("ok")
+        self.set_slice([21, 22])
+        wait_until(lambda: self.proxy_health() == {a: True, b: True}, 10, message="pod22 back")
 
 
 if __name__ == "__main__":
