@@ -5,10 +5,11 @@
 # Debian 12 packages the build and the tests need.
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
         libhttp-parser-dev libmicrohttpd-dev libjansson-dev check \
-        libcurl4-openssl-dev libyaml-dev \
+        libcurl4-openssl-dev libyaml-dev libjwt-dev libssl-dev \
         protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libgrpc-dev python3-grpcio python3-protobuf \
-        python3 curl procps nginx-light haproxy wrk \
-        golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev python3-yaml python3-jsonschema openssl
+        python3 python3-cryptography python3-kubernetes openssl curl procps nginx-light haproxy wrk prometheus \
+        libhiredis-dev redis-server \
+        golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev python3-yaml python3-jsonschema
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -45,16 +46,14 @@ bench: build
 	tests/bench/run.sh
 
 # The chart packages its own copies of the Grafana dashboards and Prometheus alert rules (helm package does
-# not follow links out of the chart): copy deploy/grafana/*.json and deploy/prometheus/*.yml into it.
-# The chart test fails while the two differ.
+# not follow links out of the chart): copy deploy/grafana/*.json and deploy/prometheus/*.yml (not the promtool
+# tests, *.test.yml) into it. The chart test fails while the two differ.
 CHART_FILES := deploy/helm/baribhara-gateway/files
 helm-files:
-	@for kind in grafana:json prometheus:yml; do \
-	  dir=$${kind%%:*}; ext=$${kind##*:}; \
-	  ls deploy/$$dir/*.$$ext >/dev/null 2>&1 || continue; \
-	  rm -f $(CHART_FILES)/$$dir/*.$$ext; mkdir -p $(CHART_FILES)/$$dir; \
-	  cp deploy/$$dir/*.$$ext $(CHART_FILES)/$$dir/ && echo "copied deploy/$$dir/*.$$ext into $(CHART_FILES)/$$dir/"; \
-	done
+	rm -f $(CHART_FILES)/grafana/*.json $(CHART_FILES)/prometheus/*.yml
+	mkdir -p $(CHART_FILES)/grafana $(CHART_FILES)/prometheus
+	cp deploy/grafana/*.json $(CHART_FILES)/grafana/
+	for f in deploy/prometheus/*.yml; do case $$f in *.test.yml) ;; *) cp $$f $(CHART_FILES)/prometheus/ ;; esac; done
 
 clean:
 	rm -rf build build-asan build-fuzz

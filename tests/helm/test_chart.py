@@ -68,7 +68,7 @@ class ChartMetadataTest(unittest.TestCase):
     def test_examples_exist(self):
         names = {os.path.basename(p) for p in EXAMPLES}
         for want in ("values-minimal.yaml", "values-production.yaml", "values-namespace-rbac.yaml",
-                     "values-existing-secret.yaml"):
+                     "values-existing-secret.yaml", "values-state-volume.yaml"):
             self.assertIn(want, names)
 
 
@@ -82,7 +82,8 @@ class MonitoringFilesTest(unittest.TestCase):
         self.assertTrue(chart_files, "the chart has no %s under %s" % (pattern, chart_dir))
         if not os.path.isdir(src_dir):
             self.skipTest("%s does not exist: the chart's copies are the only ones" % os.path.relpath(src_dir, ROOT))
-        src_files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(src_dir, pattern)))
+        src_files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(src_dir, pattern))
+                           if not p.endswith(".test.yml"))          # promtool unit tests stay outside
         if not src_files:
             self.skipTest("%s holds no %s" % (os.path.relpath(src_dir, ROOT), pattern))
         self.assertEqual(src_files, chart_files, "%s and %s hold different files: run `make helm-files`"
@@ -158,9 +159,13 @@ class RenderTest(unittest.TestCase):
             want += ["ServiceAccount"] * (int(cp["serviceAccount"]["create"]) + int(px["serviceAccount"]["create"]))
             if v["rbac"]["create"]:
                 if v["rbac"]["scope"] == "cluster":
-                    want += ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+                    want += ["ClusterRole", "ClusterRoleBinding"]
                 else:
-                    want += ["Role", "RoleBinding"] * 2
+                    want += ["Role", "RoleBinding"]
+                if cp["stateStore"] == "configmap":
+                    want += ["Role", "RoleBinding"]
+            if cp["stateStore"] == "volume" and cp["persistence"]["enabled"] and not cp["persistence"]["existingClaim"]:
+                want += ["PersistentVolumeClaim"]
             want += [] if cp["adminToken"]["existingSecret"] else ["Secret"]
             want += ["ConfigMap"] if cp["bootstrap"] else []
             want += ["PodDisruptionBudget"] if px["podDisruptionBudget"]["enabled"] else []
@@ -229,6 +234,10 @@ class RenderTest(unittest.TestCase):
                 self.assertTrue(svcs, "ServiceMonitor %s selects no Service" % sm["metadata"]["name"])
                 for ep in sm["spec"]["endpoints"]:
                     self.assertEqual(ep["path"], "/metrics")
+                    # The dashboards and alert rules select job="bgw-proxy" / job="bgw-control".
+                    want_job = "bgw-control" if sm["metadata"]["name"] == CONTROL else "bgw-proxy"
+                    self.assertIn({"action": "replace", "targetLabel": "job", "replacement": want_job},
+                                  ep["relabelings"])
                 # At least one selected Service carries the scraped port.
                 self.assertTrue(any(ep["port"] in [p["name"] for p in s["spec"]["ports"]]
                                     for s in svcs for ep in sm["spec"]["endpoints"]))
@@ -276,12 +285,14 @@ class RenderTest(unittest.TestCase):
                 disc_kind, disc_ns = "ClusterRole", None
             else:
                 disc_kind, disc_ns = "Role", v["controlPlane"]["watchNamespace"] or NAMESPACE
-            self.assertEqual(sorted(rules), sorted([
+            want = [
                 (disc_kind, disc_ns, "", "services", ("get", "list", "watch"), ()),
                 (disc_kind, disc_ns, "discovery.k8s.io", "endpointslices", ("get", "list", "watch"), ()),
-                ("Role", NAMESPACE, "", "configmaps", ("get", "update", "watch"), (cm,)),
-                ("Role", NAMESPACE, "", "configmaps", ("create",), ()),
-            ]))
+            ]
+            if v["controlPlane"]["stateStore"] == "configmap":
+                want += [("Role", NAMESPACE, "", "configmaps", ("get", "update", "watch"), (cm,)),
+                         ("Role", NAMESPACE, "", "configmaps", ("create",), ())]
+            self.assertEqual(sorted(rules), sorted(want))
             sa = one(docs, "Deployment", name=CONTROL)["spec"]["template"]["spec"]["serviceAccountName"]
             for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
                 role = [r for r in find(docs, b["roleRef"]["kind"], name=b["roleRef"]["name"])
@@ -290,7 +301,10 @@ class RenderTest(unittest.TestCase):
                 self.assertEqual(b["subjects"], [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
             # The state ConfigMap named in the flag is the one the Role names.
             args = dict(cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"]))
-            self.assertEqual(args["--state-configmap"], "%s/%s" % (NAMESPACE, cm))
+            if v["controlPlane"]["stateStore"] == "configmap":
+                self.assertEqual(args["--state-configmap"], "%s/%s" % (NAMESPACE, cm))
+            else:
+                self.assertNotIn("--state-configmap", args)
             if v["rbac"]["scope"] == "namespace":
                 self.assertEqual(args["--watch-namespace"], disc_ns)
             elif v["controlPlane"]["watchNamespace"]:
@@ -386,7 +400,17 @@ class RenderTest(unittest.TestCase):
             mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
             vols = {x["name"]: x for x in spec["volumes"]}
             self.assertEqual(args["--state-dir"], mounts["state"])
-            self.assertIn("emptyDir", vols["state"])
+            persist = v["controlPlane"]["persistence"]
+            if v["controlPlane"]["stateStore"] == "volume" and persist["enabled"]:
+                claim = vols["state"]["persistentVolumeClaim"]["claimName"]
+                self.assertEqual(claim, persist["existingClaim"] or CONTROL + "-state")
+                if not persist["existingClaim"]:
+                    pvc = one(docs, "PersistentVolumeClaim", name=claim)
+                    self.assertEqual(pvc["metadata"]["annotations"]["helm.sh/resource-policy"], "keep")
+                self.assertEqual(dep["spec"]["strategy"], {"type": "Recreate"})
+                self.assertEqual(dep["spec"]["replicas"], 1)
+            else:
+                self.assertIn("emptyDir", vols["state"])
             # The admin API leaves loopback only with a token.
             self.assertTrue(args["--admin-token-file"].startswith(mounts["admin-token"] + "/"))
             tok = vols["admin-token"]["secret"]
@@ -500,6 +524,7 @@ class ValuesTest(unittest.TestCase):
             ({"proxy": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}},
              "targetCPUUtilizationPercentage"),
             ({"proxy": {"terminationGracePeriodSeconds": 10}}, "terminationGracePeriodSeconds"),
+            ({"controlPlane": {"stateStore": "volume", "replicaCount": 2}}, "replicaCount must be 1"),
         ]:
             with self.subTest(values=values):
                 with self.assertRaises(cl.RenderError) as cm:
