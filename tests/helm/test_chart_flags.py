@@ -87,7 +87,9 @@ class Process:
         return self.p.wait(20)
 
 
-class RenderedFlagsTest(unittest.TestCase):
+class LocalRun(unittest.TestCase):
+    """Runs rendered command lines locally: temporary files for mounted ones, 127.0.0.1 ports."""
+
     def setUp(self):
         self.d = tempfile.mkdtemp(prefix="bgw-helm-flags-")
         self.procs = []
@@ -176,6 +178,13 @@ class RenderedFlagsTest(unittest.TestCase):
             out.append((flag, value))
         return out, admin_port, port
 
+    @staticmethod
+    def bootstrap(docs):
+        cms = [d for d in cl.find(docs, "ConfigMap") if "bootstrap.json" in d.get("data", {})]
+        return json.loads(cms[0]["data"]["bootstrap.json"]) if cms else None
+
+
+class RenderedFlagsTest(LocalRun):
     def test_rendered_flags_run(self):
         control_bin = os.path.join(bin_dir(), "bgw-control")
         proxy_bin = os.path.join(bin_dir(), "bgw-proxy")
@@ -252,11 +261,6 @@ class RenderedFlagsTest(unittest.TestCase):
         if kubernetes_missing:
             print("\nnote: this build refused a Kubernetes flag as not available yet for: %s"
                   % ", ".join(kubernetes_missing), file=sys.stderr)
-
-    @staticmethod
-    def bootstrap(docs):
-        cms = [d for d in cl.find(docs, "ConfigMap") if "bootstrap.json" in d.get("data", {})]
-        return json.loads(cms[0]["data"]["bootstrap.json"]) if cms else None
 
 
 if __name__ == "__main__":
