@@ -161,7 +161,8 @@ class RenderTest(unittest.TestCase):
                 if v["rbac"]["scope"] == "cluster":
                     want += ["ClusterRole", "ClusterRoleBinding"]
                 else:
-                    want += ["Role", "RoleBinding"]
+                    w = cp["watchNamespace"]
+                    want += ["Role", "RoleBinding"] * (len(w) if isinstance(w, list) else 1)
                 if cp["stateStore"] == "configmap":
                     want += ["Role", "RoleBinding"]
             if cp["stateStore"] == "volume" and cp["persistence"]["enabled"] and not cp["persistence"]["existingClaim"]:
@@ -281,14 +282,17 @@ class RenderTest(unittest.TestCase):
                                 rules.append((kind, r["metadata"].get("namespace"), group, res,
                                               tuple(sorted(rule["verbs"])), tuple(rule.get("resourceNames", ()))))
             cm = v["controlPlane"]["stateConfigMap"] or FULL + "-state"
+            w = v["controlPlane"]["watchNamespace"]
+            watched = w if isinstance(w, list) else [w] if w else []
             if v["rbac"]["scope"] == "cluster":
-                disc_kind, disc_ns = "ClusterRole", None
+                disc = [("ClusterRole", None)]
             else:
-                disc_kind, disc_ns = "Role", v["controlPlane"]["watchNamespace"] or NAMESPACE
-            want = [
-                (disc_kind, disc_ns, "", "services", ("get", "list", "watch"), ()),
-                (disc_kind, disc_ns, "discovery.k8s.io", "endpointslices", ("get", "list", "watch"), ()),
-            ]
+                watched = watched or [NAMESPACE]
+                disc = [("Role", ns) for ns in watched]
+            want = []
+            for kind, ns in disc:
+                want += [(kind, ns, "", "services", ("get", "list", "watch"), ()),
+                         (kind, ns, "discovery.k8s.io", "endpointslices", ("get", "list", "watch"), ())]
             if v["controlPlane"]["stateStore"] == "configmap":
                 want += [("Role", NAMESPACE, "", "configmaps", ("get", "update", "watch"), (cm,)),
                          ("Role", NAMESPACE, "", "configmaps", ("create",), ())]
@@ -300,17 +304,13 @@ class RenderTest(unittest.TestCase):
                 self.assertEqual(len(role), 1, "binding %s names no rendered role" % b["metadata"]["name"])
                 self.assertEqual(b["subjects"], [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
             # The state ConfigMap named in the flag is the one the Role names.
-            args = dict(cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"]))
+            pairs = cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"])
+            args = dict(pairs)
+            self.assertEqual([x for (f, x) in pairs if f == "--watch-namespace"], watched)
             if v["controlPlane"]["stateStore"] == "configmap":
                 self.assertEqual(args["--state-configmap"], "%s/%s" % (NAMESPACE, cm))
             else:
                 self.assertNotIn("--state-configmap", args)
-            if v["rbac"]["scope"] == "namespace":
-                self.assertEqual(args["--watch-namespace"], disc_ns)
-            elif v["controlPlane"]["watchNamespace"]:
-                self.assertEqual(args["--watch-namespace"], v["controlPlane"]["watchNamespace"])
-            else:
-                self.assertNotIn("--watch-namespace", args)
 
     def test_probes(self):
         for case, docs, v in self.each():
@@ -540,6 +540,17 @@ class ValuesTest(unittest.TestCase):
                     "data": {"token": kept}}
         docs = cl.render(lookup={"v1/Secret/%s/%s" % (NAMESPACE, name): existing}, extra=["--upgrade"])
         self.assertEqual(one(docs, "Secret", name=name)["data"]["token"], kept)
+
+    def test_watch_namespace_forms(self):
+        for w, scope, want in [("shop", "cluster", ["shop"]), (["a", "b"], "cluster", ["a", "b"]),
+                               ("", "namespace", [NAMESPACE]), ("", "cluster", [])]:
+            with self.subTest(watchNamespace=w, scope=scope):
+                docs = cl.render([{"rbac": {"scope": scope}, "controlPlane": {"watchNamespace": w}}])
+                pairs = cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"])
+                self.assertEqual([x for (f, x) in pairs if f == "--watch-namespace"], want)
+                roles = find(docs, "Role", name=CONTROL + "-discovery")
+                self.assertEqual(sorted(r["metadata"]["namespace"] for r in roles),
+                                 sorted(want) if scope == "namespace" else [])
 
     def test_overrides(self):
         docs = cl.render([{"fullnameOverride": "edge", "image": {"digest": "sha256:" + "a" * 64},

@@ -105,12 +105,17 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- default (printf "%s-state" (include "bgw.controlFullname" .)) .Values.controlPlane.persistence.existingClaim }}
 {{- end }}
 
-{{/* The namespace bgw-control watches; empty means every namespace. */}}
-{{- define "bgw.watchNamespace" -}}
-{{- if .Values.controlPlane.watchNamespace }}
-{{- .Values.controlPlane.watchNamespace }}
+{{/* The namespaces bgw-control watches, as a JSON list (fromJsonArray); empty means every namespace. */}}
+{{- define "bgw.watchNamespaces" -}}
+{{- $w := .Values.controlPlane.watchNamespace }}
+{{- if kindIs "slice" $w }}
+{{- toJson $w }}
+{{- else if $w }}
+{{- toJson (list $w) }}
 {{- else if eq .Values.rbac.scope "namespace" }}
-{{- .Release.Namespace }}
+{{- toJson (list .Release.Namespace) }}
+{{- else }}
+{{- toJson (list) }}
 {{- end }}
 {{- end }}
 
