@@ -377,6 +377,9 @@ class RenderTest(unittest.TestCase):
             else:
                 for f in ("--ca", "--cert", "--key"):
                     self.assertNotIn(f, args)
+            self.assertEqual("--access-log" in args, v["proxy"]["accessLog"])
+            if v["proxy"]["accessLog"]:
+                self.assertEqual(args["--access-log"], "-", "stdout: the root filesystem is read-only")
             if not v["proxy"]["autoscaling"]["enabled"]:
                 self.assertEqual(dep["spec"]["replicas"], v["proxy"]["replicaCount"])
             self.assertEqual(one(docs, "Service", name=PROXY)["spec"]["type"], v["proxy"]["service"]["type"])
