@@ -118,7 +118,7 @@ class ChartAgainstApiSimTest(LocalRun):
         # A flag this build refuses as not available yet is dropped (test_chart_flags checks the refusal).
         while True:
             control = self.start([control_bin] + cl.join_args(flags), "control-k8s-" + case_name(case))
-            wait_until(lambda: http_get(admin_port, "/readyz")[0] == 200 or control.p.poll() is not None, 10,
+            wait_until(lambda: http_get(admin_port, "/readyz")[0] == 200 or control.p.poll() is not None, 30,
                        message="bgw-control ready")
             if control.p.poll() is None:
                 break
@@ -140,9 +140,9 @@ class ChartAgainstApiSimTest(LocalRun):
             status, b = http_get(admin_port, "/v1/services/k8s-orders/endpoints", token)
             return status == 200 and b"127.0.0.2:8080" in b
         if not watched or NS in watched:
-            wait_until(resolved, 10, message="the EndpointSlice's address in /v1/services/k8s-orders/endpoints")
+            wait_until(resolved, 30, message="the EndpointSlice's address in /v1/services/k8s-orders/endpoints")
         else:
-            wait_until(lambda: sim.requests, 10, message="requests to the API server")
+            wait_until(lambda: sim.requests, 30, message="requests to the API server")
             self.assertFalse(resolved(), "a namespace that is not watched was resolved")
         self.assertEqual(control.stop(), 0, control.output())
 
