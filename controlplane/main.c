@@ -17,6 +17,7 @@
 #include "admin_http.h"
 #include "cli.h"
 #include "fileio.h"
+#include "jwks.h"
 #include "log.h"
 #include "store.h"
 #include "xds_server.h"
@@ -27,6 +28,7 @@ struct opts {
     const char *state_dir, *bootstrap, *xds_listen, *admin_listen, *token_file;
     const char *xds_cert, *xds_key, *xds_client_ca;
     const char *kubernetes_flag;        /* the first Kubernetes flag given, if any */
+    uint32_t jwks_refresh_s;
     enum bgw_log_format log_format;
 };
 
@@ -46,6 +48,8 @@ static void usage(FILE *f)
             "  --admin-listen ADDR:PORT the admin REST API (default 127.0.0.1:9000)\n"
             "  --admin-token-file FILE  bearer token required on /v1; without it only loopback addresses\n"
             "  --log-format text|json   log lines on stderr (default text)\n"
+            "  --jwks-refresh-interval SECONDS\n"
+            "                           refetch every jwks_uri this often (default 300)\n"
             "  --kubeconfig FILE, --in-cluster, --state-configmap NS/NAME, --watch-namespace NS\n"
             "                           Kubernetes (not available in this build yet)\n"
             "Every flag can also be set as BGW_<FLAG> (e.g. BGW_ADMIN_TOKEN_FILE).\n");
@@ -54,7 +58,7 @@ static void usage(FILE *f)
 enum {
     OPT_STATE_DIR = 1, OPT_BOOTSTRAP, OPT_XDS_LISTEN, OPT_XDS_CERT, OPT_XDS_KEY, OPT_XDS_CLIENT_CA,
     OPT_ADMIN_LISTEN, OPT_TOKEN_FILE, OPT_LOG_FORMAT, OPT_KUBECONFIG, OPT_IN_CLUSTER, OPT_STATE_CONFIGMAP,
-    OPT_WATCH_NAMESPACE,
+    OPT_WATCH_NAMESPACE, OPT_JWKS_REFRESH,
 };
 
 /* Returns -1 to go on, else the exit code. */
@@ -76,6 +80,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         {"in-cluster", no_argument, 0, OPT_IN_CLUSTER},
         {"state-configmap", required_argument, 0, OPT_STATE_CONFIGMAP},
         {"watch-namespace", required_argument, 0, OPT_WATCH_NAMESPACE},
+        {"jwks-refresh-interval", required_argument, 0, OPT_JWKS_REFRESH},
         {0, 0, 0, 0},
     };
     static char **av;       /* getopt hands out pointers into it: kept for the life of the process */
@@ -105,6 +110,18 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         case OPT_IN_CLUSTER: if (!o->kubernetes_flag) o->kubernetes_flag = "--in-cluster"; break;
         case OPT_STATE_CONFIGMAP: if (!o->kubernetes_flag) o->kubernetes_flag = "--state-configmap"; break;
         case OPT_WATCH_NAMESPACE: if (!o->kubernetes_flag) o->kubernetes_flag = "--watch-namespace"; break;
+        case OPT_JWKS_REFRESH: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > 86400 || optarg[0] == '-') {
+                fprintf(stderr, "bgw-control: --jwks-refresh-interval: \"%s\" is not a number of seconds "
+                                "from 1 to 86400\n", optarg);
+                return 2;
+            }
+            o->jwks_refresh_s = (uint32_t)v;
+            break;
+        }
         default: usage(stderr); return 2;
         }
     }
@@ -232,6 +249,19 @@ int main(int argc, char **argv)
         free(token);
         return 1;
     }
+    /* The JWKS fetcher feeds the builder: registered before the first document reaches it. */
+    struct bgw_jwks_options jo = {.refresh_s = o.jwks_refresh_s, .state_dir = o.state_dir};
+    struct bgw_jwks *jwks = bgw_jwks_start(builder, &jo);
+    if (!jwks) {
+        bgw_log_error("out of memory");
+        bgw_builder_free(builder);
+        bgw_xds_server_stop(xds);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_builder_set_jwks(builder, bgw_jwks_lookup, jwks);
+    bgw_builder_add_watcher(builder, bgw_jwks_watch, jwks);
     bgw_store_set_listener(store, store_changed, builder);
 
     struct bgw_admin_api *api = bgw_admin_api_new(store, xds, token);
@@ -242,7 +272,9 @@ int main(int argc, char **argv)
         bgw_log_error("%s", api ? err : "out of memory");
         bgw_admin_api_free(api);
         bgw_store_set_listener(store, NULL, NULL);
+        bgw_jwks_stop(jwks);
         bgw_builder_free(builder);
+        bgw_jwks_free(jwks);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
         free(token);
@@ -264,7 +296,9 @@ int main(int argc, char **argv)
     bgw_admin_http_stop(http);
     bgw_admin_api_free(api);
     bgw_store_set_listener(store, NULL, NULL);
+    bgw_jwks_stop(jwks);            /* no more source changes, then no more lookups, then free */
     bgw_builder_free(builder);
+    bgw_jwks_free(jwks);
     bgw_xds_server_stop(xds);
     bgw_store_close(store);
     free(token);
