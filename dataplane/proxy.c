@@ -149,6 +149,11 @@ static void request_end(struct bgw_client *c, unsigned status)
 {
     struct bgw_request *r = &c->req;
     struct bgw_worker *w = c->w;
+    /* Policy outcomes point into the snapshot: none may outlive the request (a later error answer on the
+     * connection, before the next start_request, must not see them). */
+    r->cors.policy = NULL;
+    r->www_authenticate = NULL;
+    r->auth_headers_len = 0;
     if (!r->counted) return;
     const struct bgw_route *rt = req_route(r);
     const char *route = rt ? rt->name : "no_route";
