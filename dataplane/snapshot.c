@@ -10,6 +10,7 @@
 #include "cors.h"
 #include "jwt_auth.h"
 #include "log.h"
+#include "rate_limit.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bgw_snapshot *g_current;
@@ -45,7 +46,7 @@ static void snapshot_free(struct bgw_snapshot *s)
     free(s->route_auth);
     free(s->route_cors);
     if (s->router) bgw_router_free(s->router);
-    free(s->config_json);
+    bgw_rl_set_free(s->ratelimits);
     bgw_config_free(s->cfg);
     free(s);
 }
@@ -130,18 +131,24 @@ struct bgw_snapshot *bgw_snapshot_build(struct bgw_config *cfg, const char *vers
     if (compile_policies(s, err, errlen) < 0) goto fail;
     s->router = bgw_router_build(cfg, err, errlen);
     if (!s->router) goto fail;
-    json_t *doc = bgw_config_to_json(cfg);
-    if (!doc) goto oom;
-    json_object_set_new(doc, "version", json_string(s->version));
-    s->config_json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(doc);
-    if (!s->config_json) goto oom;
+    s->ratelimits = bgw_rl_set_build(cfg, err, errlen);
+    if (!s->ratelimits) goto fail;
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
     snapshot_free(s);
     return NULL;
+}
+
+char *bgw_snapshot_render(const struct bgw_snapshot *s)
+{
+    json_t *doc = bgw_config_to_json(s->cfg);
+    if (!doc) return NULL;
+    json_object_set_new(doc, "version", json_string(s->version));
+    char *out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    return out;
 }
 
 void bgw_snapshot_ref(struct bgw_snapshot *s)

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "ratelimit_redis.h"
 #include "upstream.h"
 
 #define MAX_EVENTS 256
@@ -193,6 +194,9 @@ static void *worker_main(void *arg)
                 break;
             case BGW_EV_UPSTREAM:
                 bgw_upstream_on_event((struct bgw_upconn *)ev, evs[i].events);
+                break;
+            case BGW_EV_REDIS:
+                bgw_rlredis_on_event(w, ev, evs[i].events);
                 break;
             default:
                 break;
