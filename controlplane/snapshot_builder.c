@@ -70,21 +70,35 @@ static json_t *endpoint(const char *address, bool healthy)
 }
 
 /* Every auth policy with a jwks_uri gets the keys fetched from it appended to its inline "jwks" keys
- * (a policy whose URI was never fetched keeps what it has). Returns 0, or -1 when out of memory. */
-static int merge_jwks(struct bgw_builder *b, json_t *doc)
+ * (a policy whose URI was never fetched keeps what it has). out shares its policies with the stored
+ * document, which is never modified: the array and each changed policy are replaced by copies. Returns 0,
+ * or -1 when out of memory. */
+static int merge_jwks(struct bgw_builder *b, json_t *out)
 {
     size_t i;
     json_t *pol;
-    if (!b->jwks) return 0;
-    json_array_foreach(json_object_get(doc, "auth_policies"), i, pol) {
+    json_t *policies = json_object_get(out, "auth_policies");
+    if (!b->jwks || !json_array_size(policies)) return 0;
+    json_t *copy = json_array();
+    if (!copy || json_object_set_new(out, "auth_policies", copy) < 0) return -1;
+    json_array_foreach(policies, i, pol) {
         const char *uri = json_string_value(json_object_get(pol, "jwks_uri"));
         json_t *fetched = uri ? b->jwks(b->jwks_arg, uri) : NULL;
-        if (!fetched) continue;
+        if (!fetched) {
+            if (json_array_append(copy, pol) < 0) return -1;
+            continue;
+        }
         json_t *keys = json_deep_copy(json_object_get(json_object_get(pol, "jwks"), "keys"));
         if (!keys) keys = json_array();
-        int rc = keys ? json_array_extend(keys, fetched) : -1;
+        json_t *merged = json_copy(pol);
+        int rc = keys && merged ? json_array_extend(keys, fetched) : -1;
         json_decref(fetched);
-        if (rc < 0 || json_object_set_new(pol, "jwks", json_pack("{s:o}", "keys", keys)) < 0) return -1;
+        if (rc == 0) rc = json_object_set_new(merged, "jwks", json_pack("{s:o}", "keys", keys));
+        else json_decref(keys);
+        if (rc < 0 || json_array_append_new(copy, merged) < 0) {
+            json_decref(merged);
+            return -1;
+        }
     }
     return 0;
 }
