@@ -8,7 +8,7 @@ import json
 import threading
 import unittest
 
-from control_harness import Control
+from control_harness import Control, run_control_cli
 from harness import Proxy, Upstream, wait_until
 from jwt_helpers import ISSUER, RsaKey, bearer, jwks, token
 
@@ -140,6 +140,20 @@ class JwksTest(unittest.TestCase):
         wait_until(lambda: self.pushed_kids() == ["k1", "k3"], 10, message="inline k3 and fetched k1 pushed")
         self.assertEqual(self.status(k3), 200)
         self.assertEqual(self.status(self.k1), 200)
+
+
+class JwksFlagTest(unittest.TestCase):
+    def test_refresh_interval_flag(self):
+        for bad in ("0", "-5", "abc", "86401", "5s", ""):
+            rc, _, err = run_control_cli(["--jwks-refresh-interval", bad])
+            self.assertEqual(rc, 2, "--jwks-refresh-interval %r: %s" % (bad, err))
+            self.assertIn("--jwks-refresh-interval", err)
+        rc, _, err = run_control_cli([], env={"BGW_JWKS_REFRESH_INTERVAL": "0"})
+        self.assertEqual(rc, 2, err)                        # the environment variable is read too
+        self.assertIn("--jwks-refresh-interval", err)
+        rc, out, _ = run_control_cli(["--help"])
+        self.assertEqual(rc, 0)
+        self.assertIn("--jwks-refresh-interval", out)
 
 
 if __name__ == "__main__":
