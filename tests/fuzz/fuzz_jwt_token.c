@@ -9,6 +9,7 @@
  *   - OK only when the token is three segments whose signature is the HMAC of the first two under the key
  *     (recomputed here), its alg is HS256 and its iss the policy's;
  *   - the forwarded claim headers are well-formed lines ("name: value\r\n", no CR, LF or NUL in a value);
+ *   - the kept claims ("sub", "tenant") are found within their block;
  *   - the same token checked again through the cache gives the same result and the same headers.
  */
 #include <stdint.h>
@@ -61,6 +62,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     g_policy = bgw_jwt_policy_compile(&g_cfg, NULL, err, sizeof err);
     g_cache = bgw_jwt_cache_new(64);
     if (!g_policy || !g_cache || bgw_jwt_policy_keys(g_policy) != 1) abort();
+    if (bgw_jwt_policy_keep_claim(g_policy, "sub") < 0 || bgw_jwt_policy_keep_claim(g_policy, "tenant") < 0) abort();
     return 0;
 }
 
@@ -151,6 +153,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == BGW_JWT_OK) {
         check_ok_is_genuine(tok, len);
         check_headers(v.add_headers, v.add_headers_len);
+        size_t vl;
+        const char *sub = bgw_jwt_claim_find(v.claims, v.claims_len, "sub", 3, &vl);
+        if (sub && (memchr(sub, 0, vl) || sub + vl > v.claims + v.claims_len)) abort();
         if (v.add_headers_len >= sizeof first) abort();
         memcpy(first, v.add_headers, v.add_headers_len);
         first_len = v.add_headers_len;
