@@ -1,6 +1,7 @@
 /*
  * main.c - bgw-control, the control-plane daemon: flags, the durable store (state directory, bootstrap),
- * the config stream server every accepted change is published to, the admin REST API, and signals
+ * the snapshot builder and the health checker feeding it, the config stream server every resolved document
+ * is published to, the admin REST API, and signals
  * (SIGTERM / SIGINT stop it cleanly, exit 0).
  */
 #include <ctype.h>
@@ -12,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin_api.h"
 #include "admin_http.h"
 #include "cli.h"
 #include "fileio.h"
 #include "jwks.h"
+#include "health_check.h"
 #include "k8s_watch.h"
 #include "log.h"
 #include "store.h"
@@ -197,6 +200,15 @@ static void publish(void *arg, const char *version, const json_t *doc)
         bgw_log_info("config version %s published", version);
 }
 
+/* Every health-check result goes to the builder, which keeps last_check / last_error for the endpoints view
+ * and rebuilds (and pushes) only when an endpoint's `healthy` changes. */
+static void health_report(void *arg, const char *service, const char *address, bool healthy,
+                          int64_t last_check_ms, const char *last_error, bool transition)
+{
+    (void)transition;
+    bgw_builder_set_health(arg, service, address, healthy, last_check_ms, last_error);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {
@@ -315,6 +327,19 @@ int main(int argc, char **argv)
         bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
+    struct bgw_health_options hopts = {.report = health_report, .report_arg = builder,
+                                       .seed = (unsigned)getpid()};
+    struct bgw_health *health = bgw_health_new(&hopts);
+    if (!health || bgw_health_start(health, err, sizeof err) < 0) {
+        bgw_log_error("%s", health ? err : "out of memory");
+        bgw_health_free(health);
+        bgw_builder_free(builder);
+        bgw_xds_server_stop(xds);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_builder_add_watcher(builder, bgw_health_update, health);
     struct bgw_k8s_watcher *k8s = NULL;
     if (o.kubeconfig || o.in_cluster) {
         kcfg.changed = k8s_changed;
@@ -324,7 +349,9 @@ int main(int argc, char **argv)
         if (!k8s) {
             bgw_log_error("%s", err);
             free(server);
+            bgw_health_stop(health);
             bgw_builder_free(builder);
+            bgw_health_free(health);
             bgw_xds_server_stop(xds);
             bgw_store_close(store);
             free(token);
@@ -344,8 +371,10 @@ int main(int argc, char **argv)
     struct bgw_jwks *jwks = bgw_jwks_start(builder, &jo);
     if (!jwks) {
         bgw_log_error("out of memory");
+        bgw_health_stop(health);
         bgw_k8s_watcher_stop(k8s);
         bgw_builder_free(builder);
+        bgw_health_free(health);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
         free(token);
@@ -364,8 +393,10 @@ int main(int argc, char **argv)
         bgw_admin_api_free(api);
         bgw_store_set_listener(store, NULL, NULL);
         bgw_jwks_stop(jwks);
+        bgw_health_stop(health);
         bgw_k8s_watcher_stop(k8s);
         bgw_builder_free(builder);
+        bgw_health_free(health);
         bgw_jwks_free(jwks);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
@@ -389,8 +420,10 @@ int main(int argc, char **argv)
     bgw_admin_api_free(api);
     bgw_store_set_listener(store, NULL, NULL);
     bgw_jwks_stop(jwks);            /* no more source changes, then no more lookups, then free */
+    bgw_health_stop(health);        /* no more reports to the builder */
     bgw_k8s_watcher_stop(k8s);
-    bgw_builder_free(builder);
+    bgw_builder_free(builder);      /* no more watcher calls into the checker or the fetcher */
+    bgw_health_free(health);
     bgw_jwks_free(jwks);
     bgw_xds_server_stop(xds);
     bgw_store_close(store);
