@@ -29,6 +29,7 @@
 
 #define MIN_RSA_BITS 2048
 #define NO_EXP_CACHE_S 60           /* how long a token without exp stays cached */
+#define MAX_CACHE_S 86400           /* how long any token stays cached */
 #define MAX_CLAIM_HEADERS 4096      /* bytes of forwarded claim headers per request */
 #define MAX_CLAIM_VALUE 2048
 
@@ -809,7 +810,10 @@ enum bgw_jwt_result bgw_jwt_check(const struct bgw_jwt_policy *p, struct bgw_jwt
     v->claims = t_claims;
     v->claims_len = cl;
     if (cache) {
-        int64_t expires = has_exp == 0 ? (int64_t)floor(exp) + (int64_t)cfg->clock_skew_s : now + NO_EXP_CACHE_S;
+        /* until exp (+ skew), at most a day: far-future (even absurd) exp values stay in range */
+        double until = has_exp == 0 ? floor(exp) + (double)cfg->clock_skew_s : (double)(now + NO_EXP_CACHE_S);
+        if (until > (double)now + MAX_CACHE_S) until = (double)now + MAX_CACHE_S;
+        int64_t expires = (int64_t)until;
         cache_put(cache, hash, p->fingerprint, token, token_len, t_headers, hl, t_claims, cl, expires);
     }
     return BGW_JWT_OK;

@@ -218,6 +218,12 @@ START_TEST(time_bounds_with_skew)
     ck_assert_int_eq(check_at(p, NULL, t, NOW + 1000 + SKEW), BGW_JWT_OK);
     ck_assert_int_eq(check_at(p, NULL, t, NOW + 1000 + SKEW + 1), BGW_JWT_EXPIRED);
     free(t);
+    t = hs("{\"iss\":\"https://issuer.test\",\"aud\":\"api\",\"exp\":1e300}");        /* absurd, but valid */
+    struct bgw_jwt_cache *c = bgw_jwt_cache_new(0);
+    ck_assert_int_eq(check_at(p, c, t, NOW), BGW_JWT_OK);
+    ck_assert_int_eq(check_at(p, c, t, NOW + 86400), BGW_JWT_OK);                         /* cached a day */
+    bgw_jwt_cache_free(c);
+    free(t);
     t = hs("{\"iss\":\"https://issuer.test\",\"aud\":\"api\",\"exp\":\"soon\"}");
     ck_assert_int_eq(check_at(p, NULL, t, NOW), BGW_JWT_MALFORMED);
     free(t);
