@@ -17,7 +17,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "k8s"))
-from k8s_sim import ApiSim, endpoint, endpointslice, make_tls, service  # noqa: E402
+from k8s_sim import ApiSim, endpoint, endpointslice, make_client_cert, make_tls, service  # noqa: E402
 
 from control_harness import Control  # noqa: E402
 from harness import HERE, Conn, Proxy, clean_env, free_port, parse_prometheus, wait_until  # noqa: E402
@@ -76,7 +76,8 @@ class DiscoveryBase(unittest.TestCase):
         if self.tls:
             self.ca, cert, key = make_tls(self.tmp)
             tls = (cert, key)
-        self.sim = ApiSim(token="k8s-t0ken", tls=tls, bookmark_interval=self.bookmark_interval).start()
+        self.sim = ApiSim(token="k8s-t0ken", tls=tls, bookmark_interval=self.bookmark_interval,
+                          client_ca=self.ca if self.tls else None).start()
         self.sim.apply(service(NS, "web", [("http", 80, "web")]))
         self.sim.apply(service("elsewhere", "web", [("http", 80, "web")]))
         self.sim.apply(endpointslice("elsewhere", "web-x", "web", [("127.0.0.99", True)], [("http", self.port)]))
@@ -347,6 +348,17 @@ class InClusterTest(DiscoveryBase):
         paths = [p for (_, p) in self.sim.requests]
         self.assertTrue(all("/namespaces/%s/" % NS in p for p in paths if "services" in p or "slices" in p), paths)
         self.assertTrue(any("allowWatchBookmarks=true" in p and "watch=1" in p for p in paths), paths)
+
+    def test_client_certificate_kubeconfig(self):
+        cert, key = make_client_cert(self.tmp)
+        kc = self.sim.kubeconfig(os.path.join(self.tmp, "kubeconfig"), ca_file=self.ca, client_cert=cert,
+                                 client_key=key)
+        with open(kc) as f:
+            self.assertNotIn("token: k8s-t0ken", f.read())   # the certificate is the only credential
+        self.start(pods=(11,), args=["--kubeconfig", kc])
+        self.wait_endpoints(self.addrs(11))
+        self.set_slice("web-a", [(11, False)])
+        self.wait_endpoints([])
 
     def test_wrong_token_retries_until_fixed(self):
         kc = self.sim.kubeconfig(os.path.join(self.tmp, "kubeconfig"), token="wrong", ca_file=self.ca)

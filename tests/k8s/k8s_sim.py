@@ -115,6 +115,21 @@ def make_tls(d):
     return tuple(os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key"))
 
 
+def make_client_cert(d, name="bgw-control"):
+    """A client certificate (CN=name) signed by the CA make_tls() made in d. Returns (cert_file, key_file)."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + name,
+        "-keyout", name + ".key", "-out", name + ".csr")
+    with open(os.path.join(d, name + ".ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", name + ".ext", "-out", name + ".pem")
+    return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+
+
 class _Gone(Exception):
     pass
 
@@ -122,9 +137,11 @@ class _Gone(Exception):
 class ApiSim:
     """The simulated API server. All methods are thread-safe."""
 
-    def __init__(self, token="sim-token", tls=None, bookmark_interval=1.0, host="127.0.0.1", port=0):
+    def __init__(self, token="sim-token", tls=None, bookmark_interval=1.0, host="127.0.0.1", port=0,
+                 client_ca=None):
         self.token = token
         self.tls = tls                   # (certfile, keyfile) → HTTPS
+        self.client_ca = client_ca       # with tls: a client certificate signed by this CA also authenticates
         self.bookmark_interval = bookmark_interval
         self.split_chunks = False
         self.watch_gone_http = False     # too-old RV on watch: HTTP 410 instead of 200 + ERROR event
@@ -157,6 +174,9 @@ class ApiSim:
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.tls[0], self.tls[1])
+            if self.client_ca:
+                ctx.load_verify_locations(self.client_ca)
+                ctx.verify_mode = ssl.CERT_OPTIONAL
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                        daemon=True)
@@ -180,7 +200,7 @@ class ApiSim:
     def url(self):
         return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
-    def kubeconfig(self, path, token=None, ca_file=None, namespace="default"):
+    def kubeconfig(self, path, token=None, ca_file=None, namespace="default", client_cert=None, client_key=None):
         """Write a kubeconfig (YAML) for this server and return path."""
         lines = ["apiVersion: v1", "kind: Config", "current-context: sim",
                  "clusters:", "- name: sim-cluster", "  cluster:", "    server: " + self.url]
@@ -191,7 +211,13 @@ class ApiSim:
                   "- name: sim", "  context:", "    cluster: sim-cluster", "    user: sim-user",
                   "    namespace: " + namespace,
                   "users:", "- name: nobody", "  user:", "    token: wrong",
-                  "- name: sim-user", "  user:", "    token: " + (token if token is not None else self.token)]
+                  "- name: sim-user", "  user:"]
+        if client_cert:
+            for field, fn in (("client-certificate-data", client_cert), ("client-key-data", client_key)):
+                with open(fn, "rb") as f:
+                    lines.append("    %s: %s" % (field, base64.b64encode(f.read()).decode()))
+        else:
+            lines.append("    token: " + (token if token is not None else self.token))
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path
@@ -442,7 +468,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self.control(path[len("/_sim/"):])
         with sim.cond:
             sim.requests.append((method, self.path))
-        if self.headers.get("Authorization", "") != "Bearer " + sim.token:
+        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        if self.headers.get("Authorization", "") != "Bearer " + sim.token and not peer:
             return self.send_status(401, "Unauthorized", "Unauthorized")
         code = sim._should_fail()
         if code:
