@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "procstat.h"
 #include "strbuf.h"
 
@@ -400,6 +401,8 @@ static void render_metrics(struct bgw_admin_api *api, struct bgw_admin_reply *rp
         rc = bgw_xds_server_render_metrics(api->xds, &buf, &len, &cap);
     for (unsigned i = 0; rc == 0 && i < api->n_metrics; i++)
         rc = api->metrics[i].fn(api->metrics[i].arg, &buf, &len, &cap);
+    if (rc == 0)
+        rc = bgw_cp_metrics_render(&buf, &len, &cap);
     if (rc == 0)
         rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) {

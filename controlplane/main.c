@@ -159,7 +159,7 @@ static char *read_token(const char *path, char *err, size_t errlen)
 }
 
 /* The store's listener: every accepted change goes to the builder, which resolves and publishes it. */
-static void store_changed(void *arg, const char *version, const json_t *doc)
+static void store_changed(void *arg, const char *version, json_t *doc)
 {
     bgw_builder_set_document(arg, version, doc);
 }
@@ -168,11 +168,6 @@ static void store_changed(void *arg, const char *version, const json_t *doc)
 static void k8s_changed(void *arg)
 {
     bgw_builder_sources_changed(arg);
-}
-
-static int k8s_metrics(void *arg, char **buf, size_t *len, size_t *cap)
-{
-    return bgw_k8s_watcher_render_metrics(arg, buf, len, cap);
 }
 
 static void publish(void *arg, const char *version, const json_t *doc)
@@ -332,8 +327,6 @@ int main(int argc, char **argv)
     struct bgw_admin_api *api = bgw_admin_api_new(store, xds, token);
     if (api)
         bgw_admin_api_set_builder(api, builder);
-    if (api && k8s)
-        bgw_admin_api_add_metrics(api, k8s_metrics, k8s);
     struct bgw_admin_http *http = api ? bgw_admin_http_start(api, o.admin_listen, err, sizeof err) : NULL;
     if (!http) {
         bgw_log_error("%s", api ? err : "out of memory");

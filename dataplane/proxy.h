@@ -14,7 +14,9 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "http1.h"
+#include "rate_limit.h"
 #include "timer.h"
 #include "upstream.h"
 #include "worker.h"
@@ -27,7 +29,9 @@ struct bgw_wsnap {
     struct bgw_pool ***pools;        /* per snapshot service, per endpoint */
 };
 
-enum bgw_client_state { BGW_C_IDLE = 1, BGW_C_HEAD, BGW_C_PROXY, BGW_C_CLOSING, BGW_C_DEAD };
+/* BGW_C_RLWAIT: a request head waits (unconsumed in c->in) for a global rate-limit answer; it is parsed
+ * again when the answer comes. */
+enum bgw_client_state { BGW_C_IDLE = 1, BGW_C_HEAD, BGW_C_PROXY, BGW_C_CLOSING, BGW_C_DEAD, BGW_C_RLWAIT };
 
 struct bgw_request {
     struct bgw_wsnap *ws;            /* holds a use of it while the request runs */
@@ -50,7 +54,28 @@ struct bgw_request {
     uint64_t max_body;               /* UINT64_MAX: no limit */
     uint32_t service;                /* index into the snapshot's services */
     uint32_t endpoint;
+    /* resilience (retries, circuit breaker, outlier detection: see docs/internals/resilience.md) */
+    uint32_t retries;                /* retries made */
+    uint32_t last_endpoint;          /* the endpoint of the failed try, avoided by the next one */
+    bool held_request;               /* counted in the service's active requests */
+    bool held_retry;                 /* counted in the service's active retries */
+    bool pending;                    /* counted in the service's pending requests (waiting queue) */
+    bool backing_off;                /* try_timer is the wait before the next try */
+    bool replay_lost;                /* request bytes were dropped from upout: no further try */
+    struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
+    const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
+    uint32_t auth_headers_len;
+    const char *www_authenticate;    /* the WWW-Authenticate line of a 401, or NULL */
+    struct bgw_cors_verdict cors;    /* the route's CORS outcome, for the response headers */
     char request_id[129];
+    uint8_t rl_headers_len;
+    char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
+    /* observability: the traceparent sent upstream, and what the access log reports */
+    bool trace_kept;                 /* the client's trace context was valid and is continued */
+    char traceparent[56];
+    uint64_t up_ns;                  /* upstream response time, 0 when none */
+    uint64_t resp_bytes;             /* response body bytes sent to the client */
+    char log_path[256];              /* the request target without its query (only with an access log) */
 };
 
 struct bgw_client {
@@ -71,6 +96,9 @@ struct bgw_client {
     struct bgw_http1 codec;
     struct bgw_timer timer;          /* idle, header-read or request timeout */
     struct bgw_request req;
+    struct bgw_rl_wait *rl_wait;     /* a pending global rate-limit answer (state BGW_C_RLWAIT) */
+    uint8_t rl_verdict;              /* 0, or the answer to use when the waiting head is parsed again */
+    struct bgw_rl_result rl_res;
     char peer[INET6_ADDRSTRLEN];
 };
 

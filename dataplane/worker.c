@@ -16,9 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jwt_auth.h"
 #include "log.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "ratelimit_redis.h"
 #include "upstream.h"
 
 #define MAX_EVENTS 256
@@ -193,6 +195,9 @@ static void *worker_main(void *arg)
             case BGW_EV_UPSTREAM:
                 bgw_upstream_on_event((struct bgw_upconn *)ev, evs[i].events);
                 break;
+            case BGW_EV_REDIS:
+                bgw_rlredis_on_event(w, ev, evs[i].events);
+                break;
             default:
                 break;
             }
@@ -201,6 +206,8 @@ static void *worker_main(void *arg)
         bgw_proxy_reap(w);
         bgw_upstream_reap(w);
     }
+    bgw_jwt_cache_free(w->jwt_cache);
+    w->jwt_cache = NULL;
     return NULL;
 }
 

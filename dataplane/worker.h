@@ -17,7 +17,7 @@
 #include "timer.h"
 
 /* What an epoll event points at: every pollable object starts with this. */
-enum bgw_ev_kind { BGW_EV_LISTENER = 1, BGW_EV_WAKE, BGW_EV_CLIENT, BGW_EV_UPSTREAM };
+enum bgw_ev_kind { BGW_EV_LISTENER = 1, BGW_EV_WAKE, BGW_EV_CLIENT, BGW_EV_UPSTREAM, BGW_EV_REDIS };
 struct bgw_ev {
     uint8_t kind;
     int fd;
@@ -35,6 +35,8 @@ struct bgw_wsnap;
 struct bgw_client;
 struct bgw_upconn;
 struct bgw_svc_rt;
+struct bgw_rlredis;
+struct bgw_jwt_cache;
 
 struct bgw_worker {
     unsigned id;
@@ -57,11 +59,13 @@ struct bgw_worker {
     /* objects closed during this loop turn, freed at its end */
     struct bgw_client *dead_clients;
     struct bgw_upconn *dead_upconns;
+    struct bgw_rlredis *rlredis;      /* the worker's Redis connection for global rate limits (lazy) */
     /* scratch for the synchronous part of request handling */
     struct bgw_http_head head;
     char path[BGW_HTTP_MAX_REQUEST_HEAD + 1];          /* the normalised path */
     char rewritten[2 * BGW_HTTP_MAX_REQUEST_HEAD];     /* the path after rewrite_prefix */
     struct bgw_stats stats;
+    struct bgw_jwt_cache *jwt_cache;  /* verified tokens (jwt_auth.h), created on first use */
 };
 
 /* Random 64 bits from the worker's generator. */

@@ -20,7 +20,7 @@
 #include "json_splitter.h"
 #include "k8s_endpoints.h"
 #include "log.h"
-#include "strbuf.h"
+#include "metrics.h"
 #include "watch_policy.h"
 
 #define LIST_PAGE 500
@@ -65,8 +65,6 @@ struct bgw_k8s_watcher {
     pthread_cond_t cond;
     atomic_bool stopping;
     size_t n_synced;
-    atomic_ullong events[2][EV_TYPES];
-    atomic_ullong relists;
 };
 
 static uint32_t next_rand(struct informer *f)
@@ -269,8 +267,7 @@ static enum bgw_k8s_outcome do_list(struct informer *f, unsigned *ra)
     }
     if (bgw_k8s_index_replace(f->w->index, f->kind, f->ns, items) < 0)
         bgw_log_error("kubernetes: out of memory applying the list of %s", kind_names[f->kind]);
-    if (f->synced)
-        atomic_fetch_add(&f->w->relists, 1);
+    bgw_cp_metrics_relist();
     bgw_log_info("kubernetes: listed %zu %s%s%s at resourceVersion %s", json_array_size(items), kind_names[f->kind],
                  *f->ns ? " in " : "", f->ns, f->rv);
     out = BGW_K8S_LISTED;
@@ -298,7 +295,7 @@ static int on_event(void *arg, const char *obj, size_t len)
     for (t = 0; t < EV_TYPES && strcmp(type, ev_names[t]) != 0; t++)
         ;
     if (t < EV_TYPES)
-        atomic_fetch_add(&f->w->events[f->kind][t], 1);
+        bgw_cp_metrics_k8s_event(kind_names[f->kind], ev_names[t]);
     if (t == EV_ERROR) {
         json_int_t code = json_integer_value(json_object_get(o, "code"));
         f->error_code = code ? (int)code : 500;
@@ -516,23 +513,6 @@ json_t *bgw_k8s_watcher_lookup(void *arg, const char *ns, const char *service, c
 {
     struct bgw_k8s_watcher *w = arg;
     return bgw_k8s_index_lookup(w->index, ns, service, port);
-}
-
-int bgw_k8s_watcher_render_metrics(struct bgw_k8s_watcher *w, char **buf, size_t *len, size_t *cap)
-{
-    if (bgw_strbuf_printf(buf, len, cap,
-                          "# HELP bgw_k8s_watch_events_total Kubernetes watch events received.\n"
-                          "# TYPE bgw_k8s_watch_events_total counter\n") < 0)
-        return -1;
-    for (int k = 0; k < 2; k++)
-        for (int t = 0; t < EV_TYPES; t++)
-            if (bgw_strbuf_printf(buf, len, cap, "bgw_k8s_watch_events_total{resource=\"%s\",type=\"%s\"} %llu\n",
-                                  kind_names[k], ev_names[t], (unsigned long long)atomic_load(&w->events[k][t])) < 0)
-                return -1;
-    return bgw_strbuf_printf(buf, len, cap,
-                             "# HELP bgw_k8s_relists_total Kubernetes lists after the first (410 Gone, errors).\n"
-                             "# TYPE bgw_k8s_relists_total counter\n"
-                             "bgw_k8s_relists_total %llu\n", (unsigned long long)atomic_load(&w->relists));
 }
 
 void bgw_k8s_watcher_stop(struct bgw_k8s_watcher *w)

@@ -5,7 +5,8 @@
  * One thread per (resource, namespace) runs the loop of watch_policy.h: list with limit/continue, then
  * watch from the list's resourceVersion with allowWatchBookmarks and timeoutSeconds, applying each event
  * as it arrives (the stream is cut into events by json_splitter.h, not by chunk). EndpointSlices are
- * listed and watched with the label selector kubernetes.io/service-name.
+ * listed and watched with the label selector kubernetes.io/service-name. Events and lists are counted in
+ * metrics.h (bgw_k8s_watch_events_total, bgw_k8s_relists_total).
  */
 #ifndef BGW_K8S_WATCH_H
 #define BGW_K8S_WATCH_H
@@ -36,10 +37,6 @@ bool bgw_k8s_watcher_wait_synced(struct bgw_k8s_watcher *w, unsigned timeout_ms)
 
 /* The endpoints of a reference (bgw_builder_k8s_lookup_fn; arg is the watcher): see bgw_k8s_index_lookup. */
 json_t *bgw_k8s_watcher_lookup(void *arg, const char *ns, const char *service, const char *port);
-
-/* Append the watcher's Prometheus metrics to (*buf, *len, *cap): bgw_k8s_watch_events_total{resource,type}
- * and bgw_k8s_relists_total. 0, or -1 when out of memory. */
-int bgw_k8s_watcher_render_metrics(struct bgw_k8s_watcher *w, char **buf, size_t *len, size_t *cap);
 
 /* Stop the threads (each within about a second) and free everything. NULL is fine. */
 void bgw_k8s_watcher_stop(struct bgw_k8s_watcher *w);
