@@ -453,6 +453,8 @@ struct bgw_k8s_watcher *bgw_k8s_watcher_start(struct bgw_k8s_watcher_config *cfg
         return NULL;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strncmp(cfg->conn.server, "http://", 7) == 0 && (cfg->conn.token || cfg->conn.token_file))
+        bgw_log_warn("kubernetes: %s is plain HTTP: the bearer token travels unencrypted", cfg->conn.server);
     w->conn = cfg->conn;
     memset(&cfg->conn, 0, sizeof cfg->conn);
     pthread_mutex_init(&w->conn.lock, NULL);
