@@ -206,7 +206,7 @@ class DiscoveryTest(DiscoveryBase):
         self.wait_endpoints(self.addrs(11))
         self.assertEqual(set(self.served_by(5)), {"pod11"})
 
-    def test_watch_dropped_and_split_events(self):
+    def test_watch_dropped_timed_out_and_split_events(self):
         self.start(pods=(11, 12))
         self.wait_endpoints(self.addrs(11, 12))
         lists = metric_value(self.control_metrics(), "bgw_k8s_relists_total")
@@ -217,6 +217,14 @@ class DiscoveryTest(DiscoveryBase):
             self.sim.drop_watches()
             self.set_slice("web-a", [(11, True), (12, i % 2 == 1)])
             self.wait_endpoints(self.addrs(11, 12) if i % 2 else self.addrs(11))
+        # watches that time out on the server side are resumed the same way
+        self.sim.watch_timeout_cap = 1.1
+        watches = lambda: sum(1 for (_, p) in self.sim.requests if "watch=1" in p)
+        before = watches()
+        self.sim.drop_watches()
+        wait_until(lambda: watches() >= before + 6, 10, message="watches timing out and resumed")
+        self.set_slice("web-a", [(12, True)])
+        self.wait_endpoints(self.addrs(12))
         m = self.control_metrics()
         self.assertEqual(metric_value(m, "bgw_k8s_relists_total"), lists)   # a dropped watch resumes: no list
 

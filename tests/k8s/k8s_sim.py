@@ -145,6 +145,7 @@ class ApiSim:
         self.bookmark_interval = bookmark_interval
         self.split_chunks = False
         self.watch_gone_http = False     # too-old RV on watch: HTTP 410 instead of 200 + ERROR event
+        self.watch_timeout_cap = None    # seconds: end every watch this early, as a server-side timeout
         self.host, self._port = host, port
         self.cond = threading.Condition()
         self.rv = 1
@@ -553,6 +554,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sel = (_parse_selector(q.get("labelSelector")), _parse_selector(q.get("fieldSelector")))
         bookmarks = _parse_bool(q.get("allowWatchBookmarks"))
         timeout = float(q.get("timeoutSeconds") or 1800)
+        if sim.watch_timeout_cap is not None:
+            timeout = min(timeout, sim.watch_timeout_cap)
         deadline = time.monotonic() + timeout
         rv_param = q.get("resourceVersion") or ""
         with sim.cond:
