@@ -144,6 +144,14 @@ class DiscoveryBase(unittest.TestCase):
                 seen[key] = seen.get(key, 0) + 1
         return seen
 
+    def served_by_new_connections(self, n):
+        seen = set()
+        for i in range(n):
+            with Conn(self.proxy.port, timeout=5) as c:
+                r = c.request("GET", "/probe?i=%d" % i)
+                seen.add(r.header("x-upstream") if r.status == 200 else r.status)
+        return seen
+
     def control_metrics(self):
         return self.cp.metrics()
 
@@ -322,6 +330,11 @@ class DiscoveryTest(DiscoveryBase):
                 self.set_slice("web-a", [(n, True) for n in live] +
                                [endpoint("127.0.0.%d" % old, False, terminating=True, serving=True)])
                 self.wait_endpoints(self.addrs(*live))
+                # every worker has switched (the admin /config can lead a worker's pick-up of the new
+                # snapshot): new connections, spread over the workers, no longer reach the old pod;
+                # then it is removed and stopped, as after a pod's grace period
+                wait_until(lambda: "pod%d" % old not in self.served_by_new_connections(8), 10,
+                           message="pod%d no longer chosen by any worker" % old)
                 self.set_slice("web-a", [(n, True) for n in live])
                 self.pods.pop(old).stop()
         finally:
