@@ -8,12 +8,13 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
         libcurl4-openssl-dev libyaml-dev libjwt-dev libssl-dev \
         protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libgrpc-dev python3-grpcio python3-protobuf \
         python3 python3-cryptography python3-kubernetes openssl curl procps nginx-light haproxy wrk prometheus \
-        libhiredis-dev redis-server
+        libhiredis-dev redis-server \
+        golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev python3-yaml python3-jsonschema
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench clean helm-files
 
 deps:
 	@missing=""; for p in $(DEPS); do \
@@ -43,6 +44,18 @@ test: build
 
 bench: build
 	tests/bench/run.sh
+
+# The chart packages its own copies of the Grafana dashboards and Prometheus alert rules (helm package does
+# not follow links out of the chart): copy deploy/grafana/*.json and deploy/prometheus/*.yml into it.
+# The chart test fails while the two differ.
+CHART_FILES := deploy/helm/baribhara-gateway/files
+helm-files:
+	@for kind in grafana:json prometheus:yml; do \
+	  dir=$${kind%%:*}; ext=$${kind##*:}; \
+	  ls deploy/$$dir/*.$$ext >/dev/null 2>&1 || continue; \
+	  rm -f $(CHART_FILES)/$$dir/*.$$ext; mkdir -p $(CHART_FILES)/$$dir; \
+	  cp deploy/$$dir/*.$$ext $(CHART_FILES)/$$dir/ && echo "copied deploy/$$dir/*.$$ext into $(CHART_FILES)/$$dir/"; \
+	done
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -20,7 +20,7 @@
  * "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR" (as the API server names it). bgw_k8s_watch_events_total. */
 void bgw_cp_metrics_k8s_event(const char *resource, const char *type);
 
-/* One full list of a resource (at start, and after a watch ended with 410 Gone). bgw_k8s_relists_total. */
+/* One list of a resource after its first (a watch ended with 410 Gone or an error). bgw_k8s_relists_total. */
 void bgw_cp_metrics_relist(void);
 
 /* One finished active health check of an endpoint of service: result "success" | "failure" | "timeout"

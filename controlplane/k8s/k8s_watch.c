@@ -267,7 +267,8 @@ static enum bgw_k8s_outcome do_list(struct informer *f, unsigned *ra)
     }
     if (bgw_k8s_index_replace(f->w->index, f->kind, f->ns, items) < 0)
         bgw_log_error("kubernetes: out of memory applying the list of %s", kind_names[f->kind]);
-    bgw_cp_metrics_relist();
+    if (f->synced)
+        bgw_cp_metrics_relist();
     bgw_log_info("kubernetes: listed %zu %s%s%s at resourceVersion %s", json_array_size(items), kind_names[f->kind],
                  *f->ns ? " in " : "", f->ns, f->rv);
     out = BGW_K8S_LISTED;

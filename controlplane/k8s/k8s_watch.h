@@ -38,6 +38,7 @@ bool bgw_k8s_watcher_wait_synced(struct bgw_k8s_watcher *w, unsigned timeout_ms)
 /* The endpoints of a reference (bgw_builder_k8s_lookup_fn; arg is the watcher): see bgw_k8s_index_lookup. */
 json_t *bgw_k8s_watcher_lookup(void *arg, const char *ns, const char *service, const char *port);
 
+
 /* Stop the threads (each within about a second) and free everything. NULL is fine. */
 void bgw_k8s_watcher_stop(struct bgw_k8s_watcher *w);
 
