@@ -190,6 +190,19 @@ class DiscoveryTest(DiscoveryBase):
         self.assertGreaterEqual(metric_value(m, "bgw_k8s_watch_events_total", resource="endpointslices",
                                              type="DELETED"), 1)
 
+    def test_paginated_list_and_stale_continue(self):
+        # more Services than one page (500): the list follows `continue`; the first continue token is
+        # made stale (410) on the way, so the list starts over
+        for i in range(520):
+            self.sim.apply(service("bulk", "s%d" % i, [("http", 80, 80)]))
+        self.sim.compact_after_page = True
+        self.start(pods=(11,))
+        self.wait_endpoints(self.addrs(11))
+        conts = [p for (_, p) in self.sim.requests if "/services?" in p and "continue=" in p]
+        self.assertGreaterEqual(len(conts), 2, conts)          # the stale one, then the good one
+        self.assertIn("HTTP 410", self.cp.stderr_text())
+        self.assertIn("listed 522 services", self.cp.stderr_text())
+
     def test_not_ready_terminating_and_null_endpoints(self):
         self.start(pods=(11, 12, 13))
         self.wait_endpoints(self.addrs(11, 12, 13))

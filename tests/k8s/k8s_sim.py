@@ -146,6 +146,7 @@ class ApiSim:
         self.split_chunks = False
         self.watch_gone_http = False     # too-old RV on watch: HTTP 410 instead of 200 + ERROR event
         self.watch_timeout_cap = None    # seconds: end every watch this early, as a server-side timeout
+        self.compact_after_page = False  # one-shot: compact right after serving a page that has a continue
         self.host, self._port = host, port
         self.cond = threading.Condition()
         self.rv = 1
@@ -320,7 +321,7 @@ class ApiSim:
                 except Exception:
                     raise ValueError("invalid continue token")
                 snap = self.snapshots.get((list_rv, resource, ns, selector))
-                if snap is None or list_rv <= self.compacted_rv:
+                if snap is None or list_rv < self.compacted_rv:
                     raise _Gone("The provided continue parameter is too old to display a consistent list "
                                 "result. You can start a new list without the continue parameter.")
             else:
@@ -341,6 +342,9 @@ class ApiSim:
                 meta["continue"] = base64.urlsafe_b64encode(
                     json.dumps({"rv": list_rv, "start": start + len(items)}).encode()).decode()
                 meta["remainingItemCount"] = rest
+                if self.compact_after_page:
+                    self.compact_after_page = False
+                    self.snapshots.clear()                # this list's snapshot is gone: its continue is stale
             out = []
             for o in items:
                 o = copy.deepcopy(o)
