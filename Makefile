@@ -46,16 +46,14 @@ bench: build
 	tests/bench/run.sh
 
 # The chart packages its own copies of the Grafana dashboards and Prometheus alert rules (helm package does
-# not follow links out of the chart): copy deploy/grafana/*.json and deploy/prometheus/*.yml into it.
-# The chart test fails while the two differ.
+# not follow links out of the chart): copy deploy/grafana/*.json and deploy/prometheus/*.yml (not the promtool
+# tests, *.test.yml) into it. The chart test fails while the two differ.
 CHART_FILES := deploy/helm/baribhara-gateway/files
 helm-files:
-	@for kind in grafana:json prometheus:yml; do \
-	  dir=$${kind%%:*}; ext=$${kind##*:}; \
-	  ls deploy/$$dir/*.$$ext >/dev/null 2>&1 || continue; \
-	  rm -f $(CHART_FILES)/$$dir/*.$$ext; mkdir -p $(CHART_FILES)/$$dir; \
-	  cp deploy/$$dir/*.$$ext $(CHART_FILES)/$$dir/ && echo "copied deploy/$$dir/*.$$ext into $(CHART_FILES)/$$dir/"; \
-	done
+	rm -f $(CHART_FILES)/grafana/*.json $(CHART_FILES)/prometheus/*.yml
+	mkdir -p $(CHART_FILES)/grafana $(CHART_FILES)/prometheus
+	cp deploy/grafana/*.json $(CHART_FILES)/grafana/
+	for f in deploy/prometheus/*.yml; do case $$f in *.test.yml) ;; *) cp $$f $(CHART_FILES)/prometheus/ ;; esac; done
 
 clean:
 	rm -rf build build-asan build-fuzz

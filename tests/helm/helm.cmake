@@ -1,7 +1,7 @@
 # Chart tests of deploy/helm/baribhara-gateway (see docs/internals/testing.md): the chart rendered by
 # tests/helm/render (Go text/template + sprig, built at test time into the build directory) and checked in
 # Python. Label "helm":  ctest --test-dir build -L helm --output-on-failure
-foreach(module test_renderer test_chart test_chart_flags)
+foreach(module test_renderer test_chart test_chart_flags test_chart_k8s)
   add_test(NAME helm_${module}
            COMMAND /usr/bin/python3 -m unittest -v ${module}
            WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR})

@@ -68,7 +68,7 @@ class ChartMetadataTest(unittest.TestCase):
     def test_examples_exist(self):
         names = {os.path.basename(p) for p in EXAMPLES}
         for want in ("values-minimal.yaml", "values-production.yaml", "values-namespace-rbac.yaml",
-                     "values-existing-secret.yaml"):
+                     "values-existing-secret.yaml", "values-state-volume.yaml"):
             self.assertIn(want, names)
 
 
@@ -82,7 +82,8 @@ class MonitoringFilesTest(unittest.TestCase):
         self.assertTrue(chart_files, "the chart has no %s under %s" % (pattern, chart_dir))
         if not os.path.isdir(src_dir):
             self.skipTest("%s does not exist: the chart's copies are the only ones" % os.path.relpath(src_dir, ROOT))
-        src_files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(src_dir, pattern)))
+        src_files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(src_dir, pattern))
+                           if not p.endswith(".test.yml"))          # promtool unit tests stay outside
         if not src_files:
             self.skipTest("%s holds no %s" % (os.path.relpath(src_dir, ROOT), pattern))
         self.assertEqual(src_files, chart_files, "%s and %s hold different files: run `make helm-files`"
@@ -158,9 +159,14 @@ class RenderTest(unittest.TestCase):
             want += ["ServiceAccount"] * (int(cp["serviceAccount"]["create"]) + int(px["serviceAccount"]["create"]))
             if v["rbac"]["create"]:
                 if v["rbac"]["scope"] == "cluster":
-                    want += ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+                    want += ["ClusterRole", "ClusterRoleBinding"]
                 else:
-                    want += ["Role", "RoleBinding"] * 2
+                    w = cp["watchNamespace"]
+                    want += ["Role", "RoleBinding"] * (len(w) if isinstance(w, list) else 1)
+                if cp["stateStore"] == "configmap":
+                    want += ["Role", "RoleBinding"]
+            if cp["stateStore"] == "volume" and cp["persistence"]["enabled"] and not cp["persistence"]["existingClaim"]:
+                want += ["PersistentVolumeClaim"]
             want += [] if cp["adminToken"]["existingSecret"] else ["Secret"]
             want += ["ConfigMap"] if cp["bootstrap"] else []
             want += ["PodDisruptionBudget"] if px["podDisruptionBudget"]["enabled"] else []
@@ -229,6 +235,10 @@ class RenderTest(unittest.TestCase):
                 self.assertTrue(svcs, "ServiceMonitor %s selects no Service" % sm["metadata"]["name"])
                 for ep in sm["spec"]["endpoints"]:
                     self.assertEqual(ep["path"], "/metrics")
+                    # The dashboards and alert rules select job="bgw-proxy" / job="bgw-control".
+                    want_job = "bgw-control" if sm["metadata"]["name"] == CONTROL else "bgw-proxy"
+                    self.assertIn({"action": "replace", "targetLabel": "job", "replacement": want_job},
+                                  ep["relabelings"])
                 # At least one selected Service carries the scraped port.
                 self.assertTrue(any(ep["port"] in [p["name"] for p in s["spec"]["ports"]]
                                     for s in svcs for ep in sm["spec"]["endpoints"]))
@@ -272,16 +282,21 @@ class RenderTest(unittest.TestCase):
                                 rules.append((kind, r["metadata"].get("namespace"), group, res,
                                               tuple(sorted(rule["verbs"])), tuple(rule.get("resourceNames", ()))))
             cm = v["controlPlane"]["stateConfigMap"] or FULL + "-state"
+            w = v["controlPlane"]["watchNamespace"]
+            watched = w if isinstance(w, list) else [w] if w else []
             if v["rbac"]["scope"] == "cluster":
-                disc_kind, disc_ns = "ClusterRole", None
+                disc = [("ClusterRole", None)]
             else:
-                disc_kind, disc_ns = "Role", v["controlPlane"]["watchNamespace"] or NAMESPACE
-            self.assertEqual(sorted(rules), sorted([
-                (disc_kind, disc_ns, "", "services", ("get", "list", "watch"), ()),
-                (disc_kind, disc_ns, "discovery.k8s.io", "endpointslices", ("get", "list", "watch"), ()),
-                ("Role", NAMESPACE, "", "configmaps", ("get", "update", "watch"), (cm,)),
-                ("Role", NAMESPACE, "", "configmaps", ("create",), ()),
-            ]))
+                watched = watched or [NAMESPACE]
+                disc = [("Role", ns) for ns in watched]
+            want = []
+            for kind, ns in disc:
+                want += [(kind, ns, "", "services", ("get", "list", "watch"), ()),
+                         (kind, ns, "discovery.k8s.io", "endpointslices", ("get", "list", "watch"), ())]
+            if v["controlPlane"]["stateStore"] == "configmap":
+                want += [("Role", NAMESPACE, "", "configmaps", ("get", "update", "watch"), (cm,)),
+                         ("Role", NAMESPACE, "", "configmaps", ("create",), ())]
+            self.assertEqual(sorted(rules), sorted(want))
             sa = one(docs, "Deployment", name=CONTROL)["spec"]["template"]["spec"]["serviceAccountName"]
             for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
                 role = [r for r in find(docs, b["roleRef"]["kind"], name=b["roleRef"]["name"])
@@ -289,14 +304,13 @@ class RenderTest(unittest.TestCase):
                 self.assertEqual(len(role), 1, "binding %s names no rendered role" % b["metadata"]["name"])
                 self.assertEqual(b["subjects"], [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}])
             # The state ConfigMap named in the flag is the one the Role names.
-            args = dict(cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"]))
-            self.assertEqual(args["--state-configmap"], "%s/%s" % (NAMESPACE, cm))
-            if v["rbac"]["scope"] == "namespace":
-                self.assertEqual(args["--watch-namespace"], disc_ns)
-            elif v["controlPlane"]["watchNamespace"]:
-                self.assertEqual(args["--watch-namespace"], v["controlPlane"]["watchNamespace"])
+            pairs = cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"])
+            args = dict(pairs)
+            self.assertEqual([x for (f, x) in pairs if f == "--watch-namespace"], watched)
+            if v["controlPlane"]["stateStore"] == "configmap":
+                self.assertEqual(args["--state-configmap"], "%s/%s" % (NAMESPACE, cm))
             else:
-                self.assertNotIn("--watch-namespace", args)
+                self.assertNotIn("--state-configmap", args)
 
     def test_probes(self):
         for case, docs, v in self.each():
@@ -363,6 +377,9 @@ class RenderTest(unittest.TestCase):
             else:
                 for f in ("--ca", "--cert", "--key"):
                     self.assertNotIn(f, args)
+            self.assertEqual("--access-log" in args, v["proxy"]["accessLog"])
+            if v["proxy"]["accessLog"]:
+                self.assertEqual(args["--access-log"], "-", "stdout: the root filesystem is read-only")
             if not v["proxy"]["autoscaling"]["enabled"]:
                 self.assertEqual(dep["spec"]["replicas"], v["proxy"]["replicaCount"])
             self.assertEqual(one(docs, "Service", name=PROXY)["spec"]["type"], v["proxy"]["service"]["type"])
@@ -386,7 +403,17 @@ class RenderTest(unittest.TestCase):
             mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
             vols = {x["name"]: x for x in spec["volumes"]}
             self.assertEqual(args["--state-dir"], mounts["state"])
-            self.assertIn("emptyDir", vols["state"])
+            persist = v["controlPlane"]["persistence"]
+            if v["controlPlane"]["stateStore"] == "volume" and persist["enabled"]:
+                claim = vols["state"]["persistentVolumeClaim"]["claimName"]
+                self.assertEqual(claim, persist["existingClaim"] or CONTROL + "-state")
+                if not persist["existingClaim"]:
+                    pvc = one(docs, "PersistentVolumeClaim", name=claim)
+                    self.assertEqual(pvc["metadata"]["annotations"]["helm.sh/resource-policy"], "keep")
+                self.assertEqual(dep["spec"]["strategy"], {"type": "Recreate"})
+                self.assertEqual(dep["spec"]["replicas"], 1)
+            else:
+                self.assertIn("emptyDir", vols["state"])
             # The admin API leaves loopback only with a token.
             self.assertTrue(args["--admin-token-file"].startswith(mounts["admin-token"] + "/"))
             tok = vols["admin-token"]["secret"]
@@ -500,6 +527,7 @@ class ValuesTest(unittest.TestCase):
             ({"proxy": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}},
              "targetCPUUtilizationPercentage"),
             ({"proxy": {"terminationGracePeriodSeconds": 10}}, "terminationGracePeriodSeconds"),
+            ({"controlPlane": {"stateStore": "volume", "replicaCount": 2}}, "replicaCount must be 1"),
         ]:
             with self.subTest(values=values):
                 with self.assertRaises(cl.RenderError) as cm:
@@ -515,6 +543,17 @@ class ValuesTest(unittest.TestCase):
                     "data": {"token": kept}}
         docs = cl.render(lookup={"v1/Secret/%s/%s" % (NAMESPACE, name): existing}, extra=["--upgrade"])
         self.assertEqual(one(docs, "Secret", name=name)["data"]["token"], kept)
+
+    def test_watch_namespace_forms(self):
+        for w, scope, want in [("shop", "cluster", ["shop"]), (["a", "b"], "cluster", ["a", "b"]),
+                               ("", "namespace", [NAMESPACE]), ("", "cluster", [])]:
+            with self.subTest(watchNamespace=w, scope=scope):
+                docs = cl.render([{"rbac": {"scope": scope}, "controlPlane": {"watchNamespace": w}}])
+                pairs = cl.parse_args(cl.container(one(docs, "Deployment", name=CONTROL))["args"])
+                self.assertEqual([x for (f, x) in pairs if f == "--watch-namespace"], want)
+                roles = find(docs, "Role", name=CONTROL + "-discovery")
+                self.assertEqual(sorted(r["metadata"]["namespace"] for r in roles),
+                                 sorted(want) if scope == "namespace" else [])
 
     def test_overrides(self):
         docs = cl.render([{"fullnameOverride": "edge", "image": {"digest": "sha256:" + "a" * 64},

@@ -87,7 +87,9 @@ class Process:
         return self.p.wait(20)
 
 
-class RenderedFlagsTest(unittest.TestCase):
+class LocalRun(unittest.TestCase):
+    """Runs rendered command lines locally: temporary files for mounted ones, 127.0.0.1 ports."""
+
     def setUp(self):
         self.d = tempfile.mkdtemp(prefix="bgw-helm-flags-")
         self.procs = []
@@ -176,6 +178,13 @@ class RenderedFlagsTest(unittest.TestCase):
             out.append((flag, value))
         return out, admin_port, port
 
+    @staticmethod
+    def bootstrap(docs):
+        cms = [d for d in cl.find(docs, "ConfigMap") if "bootstrap.json" in d.get("data", {})]
+        return json.loads(cms[0]["data"]["bootstrap.json"]) if cms else None
+
+
+class RenderedFlagsTest(LocalRun):
     def test_rendered_flags_run(self):
         control_bin = os.path.join(bin_dir(), "bgw-control")
         proxy_bin = os.path.join(bin_dir(), "bgw-proxy")
@@ -219,7 +228,7 @@ class RenderedFlagsTest(unittest.TestCase):
                 local = [(f, v) for (f, v) in flags if f not in KUBERNETES_FLAGS]
                 control = self.start([control_bin] + cl.join_args(local), "control-" + case_name(case))
                 wait_until(lambda: http_get(admin_port, "/readyz")[0] == 200 or control.p.poll() is not None,
-                           10, message="bgw-control ready")
+                           30, message="bgw-control ready")
                 self.assertIsNone(control.p.poll(), control.output())
                 self.assertEqual(http_get(admin_port, "/healthz")[0], 200)
                 self.assertEqual(http_get(admin_port, "/v1/routes")[0], 401, "the admin API asks for the token")
@@ -232,7 +241,7 @@ class RenderedFlagsTest(unittest.TestCase):
                 node = PROXY + "-7d9c8b-x2x4q"
                 pflags, padmin, pport = self.local_proxy_args(docs, xds_port, case_dir, node)
                 proxy = self.start([proxy_bin] + cl.join_args(pflags), "proxy-" + case_name(case))
-                wait_until(lambda: http_get(padmin, "/readyz")[0] == 200 or proxy.p.poll() is not None, 15,
+                wait_until(lambda: http_get(padmin, "/readyz")[0] == 200 or proxy.p.poll() is not None, 30,
                            message="bgw-proxy ready (config received)")
                 self.assertIsNone(proxy.p.poll(), proxy.output())
                 self.assertEqual(http_get(padmin, "/healthz")[0], 200)
@@ -243,7 +252,7 @@ class RenderedFlagsTest(unittest.TestCase):
                     _, b = http_get(admin_port, "/v1/dataplanes", token)
                     return [x for x in json.loads(b or b"{}").get("items", [])
                             if x.get("node_id") == node and x.get("status") == "SYNCED"]
-                wait_until(listed, 10, message="the proxy SYNCED in /v1/dataplanes under its pod name")
+                wait_until(listed, 30, message="the proxy SYNCED in /v1/dataplanes under its pod name")
                 status, body = http_get(pport, "/bgw-helm-test")      # what the helm test pod asks
                 self.assertEqual((status, json.loads(body)), (404, {"error": "no_route"}))
 
@@ -252,11 +261,6 @@ class RenderedFlagsTest(unittest.TestCase):
         if kubernetes_missing:
             print("\nnote: this build refused a Kubernetes flag as not available yet for: %s"
                   % ", ".join(kubernetes_missing), file=sys.stderr)
-
-    @staticmethod
-    def bootstrap(docs):
-        cms = [d for d in cl.find(docs, "ConfigMap") if "bootstrap.json" in d.get("data", {})]
-        return json.loads(cms[0]["data"]["bootstrap.json"]) if cms else None
 
 
 if __name__ == "__main__":

@@ -100,12 +100,22 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- default (printf "%s-state" (include "bgw.fullname" . | trunc 57 | trimSuffix "-")) .Values.controlPlane.stateConfigMap }}
 {{- end }}
 
-{{/* The namespace bgw-control watches; empty means every namespace. */}}
-{{- define "bgw.watchNamespace" -}}
-{{- if .Values.controlPlane.watchNamespace }}
-{{- .Values.controlPlane.watchNamespace }}
+{{/* The PersistentVolumeClaim of stateStore=volume. */}}
+{{- define "bgw.stateClaimName" -}}
+{{- default (printf "%s-state" (include "bgw.controlFullname" .)) .Values.controlPlane.persistence.existingClaim }}
+{{- end }}
+
+{{/* The namespaces bgw-control watches, as a JSON list (fromJsonArray); empty means every namespace. */}}
+{{- define "bgw.watchNamespaces" -}}
+{{- $w := .Values.controlPlane.watchNamespace }}
+{{- if kindIs "slice" $w }}
+{{- toJson $w }}
+{{- else if $w }}
+{{- toJson (list $w) }}
 {{- else if eq .Values.rbac.scope "namespace" }}
-{{- .Release.Namespace }}
+{{- toJson (list .Release.Namespace) }}
+{{- else }}
+{{- toJson (list) }}
 {{- end }}
 {{- end }}
 
@@ -145,6 +155,9 @@ TLS certificate of bgw-control must carry). */}}
 {{- end }}
 {{- if and .Values.proxy.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.proxy.podDisruptionBudget.maxUnavailable)) (not (kindIs "invalid" .Values.proxy.podDisruptionBudget.minAvailable)) }}
 {{- fail "proxy.podDisruptionBudget: set maxUnavailable or minAvailable, not both" }}
+{{- end }}
+{{- if and (eq .Values.controlPlane.stateStore "volume") (gt (int .Values.controlPlane.replicaCount) 1) }}
+{{- fail "controlPlane.stateStore=volume keeps the state in one pod's volume: replicaCount must be 1 (use stateStore=configmap for more)" }}
 {{- end }}
 {{- $as := .Values.proxy.autoscaling }}
 {{- if $as.enabled }}
