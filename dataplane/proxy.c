@@ -402,7 +402,8 @@ static void client_flush(struct bgw_client *c)
     }
     if (c->out.base && c->state != BGW_C_PROXY) bgw_iobuf_put(&c->out, &c->w->bufs);
     else c->out.r = c->out.w = 0;
-    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY)) linger(c);
+    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY && c->state != BGW_C_RLWAIT))
+        linger(c);
 }
 
 /* Answer the current request ourselves with a JSON error body. */
@@ -553,6 +554,7 @@ static void rate_limit_answer(void *owner, enum bgw_rl_verdict v, const struct b
 {
     struct bgw_client *c = owner;
     c->rl_wait = NULL;
+    if (c->state != BGW_C_RLWAIT) return;
     c->rl_verdict = (uint8_t)v;
     c->rl_res = *res;
     c->state = BGW_C_HEAD;
