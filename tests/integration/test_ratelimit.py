@@ -258,6 +258,7 @@ class GlobalRateLimitTest(harness.ProxyTestCase):
         self.redis.port = port
         self.redis.start()
         self.addCleanup(self.redis.stop)
+        self.addCleanup(self.redis.dir.cleanup)
 
         def limited_again():
             return p.request("GET", "/x").status == 429
