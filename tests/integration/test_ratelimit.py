@@ -238,6 +238,20 @@ class GlobalRateLimitTest(harness.ProxyTestCase):
         for p in ps:
             self.assertEqual(metric(p.metrics(), "bgw_ratelimit_redis_errors_total"), 0)
 
+    def test_global_limit_with_a_large_burst(self):
+        """A burst large enough for the proxies to admit ahead of Redis's answers: still within 5%."""
+        cfg = {
+            "services": [service("svc", self.up.addr("a"))],
+            "routes": [route("g", "svc", path_prefix="/", rate_limit="big")],
+            "rate_limits": [limit("big", 200, burst=400, key="route", scope="global")],
+        }
+        ps = self.proxies(cfg, 3)
+        ok, limited, elapsed = hammer([p.port for p in ps], "/g", 4.0, threads=2)
+        expected = 400 + 200 * elapsed
+        self.assertGreater(limited, 0)
+        self.assertLess(abs(ok - expected), 0.05 * expected,
+                        "admitted %d in %.2fs across 3 proxies, expected %.0f (+-5%%)" % (ok, elapsed, expected))
+
     def test_redis_down_fails_open_then_limits_again(self):
         cfg = {
             "services": [service("svc", self.up.addr("a"))],
