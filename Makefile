@@ -5,9 +5,9 @@
 # Debian 12 packages the build and the tests need.
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
         libhttp-parser-dev libmicrohttpd-dev libjansson-dev check \
-        libcurl4-openssl-dev libyaml-dev \
+        libcurl4-openssl-dev libyaml-dev libjwt-dev libssl-dev \
         protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libgrpc-dev python3-grpcio python3-protobuf \
-        python3 curl procps nginx-light haproxy wrk \
+        python3 python3-cryptography python3-kubernetes openssl curl procps nginx-light haproxy wrk prometheus \
         libhiredis-dev redis-server
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

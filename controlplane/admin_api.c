@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "procstat.h"
 #include "strbuf.h"
 
@@ -29,6 +30,8 @@ struct bgw_admin_api {
     unsigned codes[MAX_CODES];                          /* status codes seen, in order of first use */
     unsigned long long counts[N_METHODS][MAX_CODES];
     unsigned n_codes;
+    struct { bgw_admin_metrics_fn fn; void *arg; } metrics[BGW_ADMIN_METRICS_MAX];
+    unsigned n_metrics;
 };
 
 /* What a path names. */
@@ -76,6 +79,15 @@ struct bgw_admin_api *bgw_admin_api_new(struct bgw_store *store, struct bgw_xds_
 void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b)
 {
     api->builder = b;
+}
+
+int bgw_admin_api_add_metrics(struct bgw_admin_api *api, bgw_admin_metrics_fn fn, void *arg)
+{
+    if (api->n_metrics == BGW_ADMIN_METRICS_MAX)
+        return -1;
+    api->metrics[api->n_metrics].fn = fn;
+    api->metrics[api->n_metrics++].arg = arg;
+    return 0;
 }
 
 void bgw_admin_api_free(struct bgw_admin_api *api)
@@ -387,6 +399,10 @@ static void render_metrics(struct bgw_admin_api *api, struct bgw_admin_reply *rp
                                bgw_store_version(api->store));
     if (rc == 0 && api->xds)
         rc = bgw_xds_server_render_metrics(api->xds, &buf, &len, &cap);
+    for (unsigned i = 0; rc == 0 && i < api->n_metrics; i++)
+        rc = api->metrics[i].fn(api->metrics[i].arg, &buf, &len, &cap);
+    if (rc == 0)
+        rc = bgw_cp_metrics_render(&buf, &len, &cap);
     if (rc == 0)
         rc = bgw_procstat_render(&buf, &len, &cap);
     if (rc < 0) {

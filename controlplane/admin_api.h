@@ -54,6 +54,12 @@ void bgw_admin_api_free(struct bgw_admin_api *api);
  * the proxies get) instead of the store. Call before serving. */
 void bgw_admin_api_set_builder(struct bgw_admin_api *api, struct bgw_builder *b);
 
+/* A source of more metrics for GET /metrics: fn appends Prometheus text to (*buf, *len, *cap) and returns
+ * 0, or -1 when out of memory. Up to BGW_ADMIN_METRICS_MAX sources; call before serving. Returns 0 or -1. */
+#define BGW_ADMIN_METRICS_MAX 8
+typedef int (*bgw_admin_metrics_fn)(void *arg, char **buf, size_t *len, size_t *cap);
+int bgw_admin_api_add_metrics(struct bgw_admin_api *api, bgw_admin_metrics_fn fn, void *arg);
+
 /* The checks that need no body (route, method, token, Content-Type, declared length; declared_len < 0:
  * unknown). Returns true with rp filled when the request is refused before its body is read; false (rp
  * untouched) when the body should be read and bgw_admin_api_handle() called. */

@@ -17,16 +17,23 @@
 #include "admin_http.h"
 #include "cli.h"
 #include "fileio.h"
+#include "k8s_watch.h"
 #include "log.h"
 #include "store.h"
 #include "xds_server.h"
 
 #define TOKEN_FILE_MAX 4096
+#define MAX_WATCH_NAMESPACES 64
+#define K8S_SYNC_WAIT_MS 2000
 
 struct opts {
     const char *state_dir, *bootstrap, *xds_listen, *admin_listen, *token_file;
     const char *xds_cert, *xds_key, *xds_client_ca;
-    const char *kubernetes_flag;        /* the first Kubernetes flag given, if any */
+    const char *kubeconfig;
+    bool in_cluster;
+    const char *state_configmap;
+    const char *namespaces[MAX_WATCH_NAMESPACES];
+    size_t n_namespaces;
     enum bgw_log_format log_format;
 };
 
@@ -36,6 +43,7 @@ static void usage(FILE *f)
             "usage: bgw-control [--state-dir DIR] [--bootstrap FILE] [--xds-listen ADDR:PORT]\n"
             "                   [--xds-cert FILE --xds-key FILE [--xds-client-ca FILE]]\n"
             "                   [--admin-listen ADDR:PORT] [--admin-token-file FILE] [--log-format text|json]\n"
+            "                   [--kubeconfig FILE | --in-cluster] [--watch-namespace NS]...\n"
             "       bgw-control --help | --version\n"
             "\n"
             "  --state-dir DIR          where the store is kept (default ./bgw-state)\n"
@@ -46,8 +54,10 @@ static void usage(FILE *f)
             "  --admin-listen ADDR:PORT the admin REST API (default 127.0.0.1:9000)\n"
             "  --admin-token-file FILE  bearer token required on /v1; without it only loopback addresses\n"
             "  --log-format text|json   log lines on stderr (default text)\n"
-            "  --kubeconfig FILE, --in-cluster, --state-configmap NS/NAME, --watch-namespace NS\n"
-            "                           Kubernetes (not available in this build yet)\n"
+            "  --kubeconfig FILE        watch Services and EndpointSlices of the cluster this kubeconfig names\n"
+            "  --in-cluster             the same with the pod's service account\n"
+            "  --watch-namespace NS     only watch namespace NS (repeatable; default all namespaces)\n"
+            "  --state-configmap NS/NAME  keep the store in a ConfigMap (not available in this build yet)\n"
             "Every flag can also be set as BGW_<FLAG> (e.g. BGW_ADMIN_TOKEN_FILE).\n");
 }
 
@@ -56,6 +66,19 @@ enum {
     OPT_ADMIN_LISTEN, OPT_TOKEN_FILE, OPT_LOG_FORMAT, OPT_KUBECONFIG, OPT_IN_CLUSTER, OPT_STATE_CONFIGMAP,
     OPT_WATCH_NAMESPACE,
 };
+
+/* A DNS label as Kubernetes names namespaces: 1-63 of [a-z0-9-], not starting or ending with '-'. */
+static bool namespace_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+            return false;
+    return true;
+}
 
 /* Returns -1 to go on, else the exit code. */
 static int parse_flags(int argc, char **argv, struct opts *o)
@@ -101,10 +124,20 @@ static int parse_flags(int argc, char **argv, struct opts *o)
                 return 2;
             }
             break;
-        case OPT_KUBECONFIG: if (!o->kubernetes_flag) o->kubernetes_flag = "--kubeconfig"; break;
-        case OPT_IN_CLUSTER: if (!o->kubernetes_flag) o->kubernetes_flag = "--in-cluster"; break;
-        case OPT_STATE_CONFIGMAP: if (!o->kubernetes_flag) o->kubernetes_flag = "--state-configmap"; break;
-        case OPT_WATCH_NAMESPACE: if (!o->kubernetes_flag) o->kubernetes_flag = "--watch-namespace"; break;
+        case OPT_KUBECONFIG: o->kubeconfig = optarg; break;
+        case OPT_IN_CLUSTER: o->in_cluster = true; break;
+        case OPT_STATE_CONFIGMAP: o->state_configmap = optarg; break;
+        case OPT_WATCH_NAMESPACE:
+            if (!namespace_valid(optarg)) {
+                fprintf(stderr, "bgw-control: --watch-namespace: \"%s\" is not a namespace name\n", optarg);
+                return 2;
+            }
+            if (o->n_namespaces == MAX_WATCH_NAMESPACES) {
+                fprintf(stderr, "bgw-control: --watch-namespace: at most %d namespaces\n", MAX_WATCH_NAMESPACES);
+                return 2;
+            }
+            o->namespaces[o->n_namespaces++] = optarg;
+            break;
         default: usage(stderr); return 2;
         }
     }
@@ -126,9 +159,15 @@ static char *read_token(const char *path, char *err, size_t errlen)
 }
 
 /* The store's listener: every accepted change goes to the builder, which resolves and publishes it. */
-static void store_changed(void *arg, const char *version, const json_t *doc)
+static void store_changed(void *arg, const char *version, json_t *doc)
 {
     bgw_builder_set_document(arg, version, doc);
+}
+
+/* The Kubernetes watch applied events: the builder rebuilds soon (coalesced). */
+static void k8s_changed(void *arg)
+{
+    bgw_builder_sources_changed(arg);
 }
 
 static void publish(void *arg, const char *version, const json_t *doc)
@@ -155,33 +194,56 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     bgw_log_init("bgw-control", o.log_format, BGW_LOG_INFO);
-    if (o.kubernetes_flag) {
-        bgw_log_error("%s: Kubernetes support is not available in this build yet", o.kubernetes_flag);
+    if (o.state_configmap) {
+        bgw_log_error("--state-configmap: keeping the store in a ConfigMap is not available in this build yet");
+        return 1;
+    }
+    if (o.kubeconfig && o.in_cluster) {
+        bgw_log_error("--kubeconfig and --in-cluster are mutually exclusive");
+        return 1;
+    }
+    if (o.n_namespaces && !o.kubeconfig && !o.in_cluster) {
+        bgw_log_error("--watch-namespace needs --kubeconfig or --in-cluster");
+        return 1;
+    }
+
+    struct bgw_k8s_watcher_config kcfg = {.namespaces = o.namespaces, .n_namespaces = o.n_namespaces};
+    if (o.kubeconfig && bgw_k8s_conn_from_kubeconfig(&kcfg.conn, o.kubeconfig, err, sizeof err) < 0) {
+        bgw_log_error("%s", err);
+        return 1;
+    }
+    if (o.in_cluster && bgw_k8s_conn_in_cluster(&kcfg.conn, err, sizeof err) < 0) {
+        bgw_log_error("%s", err);
         return 1;
     }
     if (!o.xds_cert != !o.xds_key) {
         bgw_log_error("--xds-cert and --xds-key go together");
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
     if (o.xds_client_ca && !o.xds_cert) {
         bgw_log_error("--xds-client-ca needs --xds-cert and --xds-key");
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
 
     char *token = NULL;
     if (o.token_file && !(token = read_token(o.token_file, err, sizeof err))) {
         bgw_log_error("%s", err);
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
     int loopback = bgw_admin_http_is_loopback(o.admin_listen);
     if (loopback < 0) {
         bgw_log_error("--admin-listen: \"%s\" is not a numeric IP:PORT", o.admin_listen);
         free(token);
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
     if (!loopback && !token) {
         bgw_log_error("--admin-listen %s is not a loopback address: refusing to serve the admin API there "
                       "without --admin-token-file", o.admin_listen);
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
 
@@ -198,6 +260,7 @@ int main(int argc, char **argv)
     if (!store) {
         bgw_log_error("%s", serr.message);
         free(token);
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
     if (o.bootstrap) {
@@ -206,6 +269,7 @@ int main(int argc, char **argv)
             bgw_log_error("%s", serr.message);
             bgw_store_close(store);
             free(token);
+            bgw_k8s_conn_free(&kcfg.conn);
             return 1;
         }
         if (applied)
@@ -222,6 +286,7 @@ int main(int argc, char **argv)
         bgw_log_error("--xds-listen: %s", err);
         bgw_store_close(store);
         free(token);
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
     struct bgw_builder *builder = bgw_builder_new(publish, xds);
@@ -230,7 +295,32 @@ int main(int argc, char **argv)
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
         free(token);
+        bgw_k8s_conn_free(&kcfg.conn);
         return 1;
+    }
+    struct bgw_k8s_watcher *k8s = NULL;
+    if (o.kubeconfig || o.in_cluster) {
+        kcfg.changed = k8s_changed;
+        kcfg.changed_arg = builder;
+        char *server = strdup(kcfg.conn.server);
+        k8s = bgw_k8s_watcher_start(&kcfg, err, sizeof err);
+        if (!k8s) {
+            bgw_log_error("%s", err);
+            free(server);
+            bgw_builder_free(builder);
+            bgw_xds_server_stop(xds);
+            bgw_store_close(store);
+            free(token);
+            return 1;
+        }
+        bgw_builder_set_k8s(builder, bgw_k8s_watcher_lookup, k8s);
+        /* the first push should carry the cluster's endpoints: wait (bounded) for the first lists */
+        if (bgw_k8s_watcher_wait_synced(k8s, K8S_SYNC_WAIT_MS))
+            bgw_log_info("kubernetes: watching Services and EndpointSlices of %s", server ? server : "");
+        else
+            bgw_log_warn("kubernetes: %s not listed within %d ms; serving meanwhile, endpoints follow when the "
+                         "lists succeed", server ? server : "the API server", K8S_SYNC_WAIT_MS);
+        free(server);
     }
     bgw_store_set_listener(store, store_changed, builder);
 
@@ -242,6 +332,7 @@ int main(int argc, char **argv)
         bgw_log_error("%s", api ? err : "out of memory");
         bgw_admin_api_free(api);
         bgw_store_set_listener(store, NULL, NULL);
+        bgw_k8s_watcher_stop(k8s);
         bgw_builder_free(builder);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
@@ -264,6 +355,7 @@ int main(int argc, char **argv)
     bgw_admin_http_stop(http);
     bgw_admin_api_free(api);
     bgw_store_set_listener(store, NULL, NULL);
+    bgw_k8s_watcher_stop(k8s);
     bgw_builder_free(builder);
     bgw_xds_server_stop(xds);
     bgw_store_close(store);

@@ -27,7 +27,7 @@ struct bgw_builder {
     pthread_mutex_t rebuild_lock;      /* one rebuild (and its callbacks) at a time */
 
     pthread_mutex_t lock;              /* the state below */
-    json_t *doc;                       /* the stored document (own copy) */
+    json_t *doc;                       /* the stored document (a reference; nobody modifies it) */
     char store_version[32];
     unsigned long long gen;            /* source-driven rebuilds within store_version */
     json_t *resolved;                  /* last published resolved document, without "version" */
@@ -74,11 +74,17 @@ static json_t *endpoint(const char *address, bool healthy)
  */
 static json_t *resolve(struct bgw_builder *b, const json_t *doc)
 {
-    json_t *out = json_deep_copy(doc);
-    if (!out) return NULL;
-    json_t *services = json_object_get(out, "services");
+    /* Shallow copies down to the services: routes and policies are shared with doc, never modified. */
+    json_t *out = json_copy((json_t *)doc), *services = json_array();
+    if (!out || !services || json_object_set_new(out, "services", services) < 0) {
+        json_decref(out);
+        return NULL;
+    }
     size_t i;
     json_t *svc;
+    json_array_foreach(json_object_get(doc, "services"), i, svc) {
+        if (json_array_append_new(services, json_copy(svc)) < 0) goto oom;
+    }
     json_array_foreach(services, i, svc) {
         json_t *k8s = json_object_get(svc, "kubernetes");
         json_t *eps = json_array();
@@ -247,10 +253,9 @@ void bgw_builder_add_watcher(struct bgw_builder *b, bgw_builder_watch_fn fn, voi
     if (b->n_watchers < MAX_WATCHERS) b->watchers[b->n_watchers++] = (struct watcher){fn, arg};
 }
 
-void bgw_builder_set_document(struct bgw_builder *b, const char *version, const json_t *doc)
+void bgw_builder_set_document(struct bgw_builder *b, const char *version, json_t *doc)
 {
-    json_t *copy = json_deep_copy(doc);
-    if (!copy) return;
+    json_t *copy = json_incref(doc);
     pthread_mutex_lock(&b->rebuild_lock);
     pthread_mutex_lock(&b->lock);
     json_decref(b->doc);

@@ -54,8 +54,9 @@ void bgw_builder_set_k8s(struct bgw_builder *b, bgw_builder_k8s_lookup_fn fn, vo
 void bgw_builder_add_watcher(struct bgw_builder *b, bgw_builder_watch_fn fn, void *arg);
 
 /* The stored document changed (the store's listener: version as text, the validated document in
- * bgw_config_to_json form, borrowed). Rebuilds and publishes before returning. */
-void bgw_builder_set_document(struct bgw_builder *b, const char *version, const json_t *doc);
+ * bgw_config_to_json form). The builder keeps a reference to doc, which nobody may modify afterwards.
+ * Rebuilds and publishes before returning. */
+void bgw_builder_set_document(struct bgw_builder *b, const char *version, json_t *doc);
 
 /* A source changed: rebuild within BGW_BUILDER_WINDOW_MS, coalescing further calls. */
 void bgw_builder_sources_changed(struct bgw_builder *b);

@@ -705,12 +705,14 @@ static int check_mergeable(const json_t *doc, struct bgw_store_error *err)
             ok = false;
             break;
         }
+        json_t *seen = json_object();            /* names so far: a hash, so large documents stay linear */
+        ok = seen != NULL;
         for (size_t i = 0; ok && i < json_array_size(v); i++) {
             const char *n = json_string_value(json_object_get(json_array_get(v, i), "name"));
-            ok = n && bgw_store_name_valid(n);
-            for (size_t j = 0; ok && j < i; j++)
-                ok = strcmp(n, json_string_value(json_object_get(json_array_get(v, j), "name"))) != 0;
+            ok = n && bgw_store_name_valid(n) && !json_object_get(seen, n) &&
+                 json_object_set_new(seen, n, json_true()) == 0;
         }
+        json_decref(seen);
     }
     if (ok)
         return 0;
@@ -750,17 +752,23 @@ static int apply_locked(struct bgw_store *s, const json_t *doc, json_t **summary
         goto out;
     for (int k = 0; k < BGW_KIND_COUNT; k++) {
         const json_t *arr = json_object_get(doc, kind_names[k]);
-        maps[k] = json_array();
-        for (size_t i = 0; maps[k] && i < json_array_size(kinds[k]); i++)
+        json_t *index = json_object();            /* name -> position in kinds[k] */
+        maps[k] = index ? json_array() : NULL;
+        for (size_t i = 0; maps[k] && i < json_array_size(kinds[k]); i++) {
             json_array_append_new(maps[k], json_integer(-1));
+            const char *n = entry_name(json_array_get(kinds[k], i));
+            if (n) json_object_set_new(index, n, json_integer((json_int_t)i));
+        }
         for (size_t i = 0; maps[k] && i < json_array_size(arr); i++) {
             const json_t *item = json_array_get(arr, i);
             const char *name = json_string_value(json_object_get(item, "name"));
             json_t *obj = clean_object(item, name), *entry;
-            long at = find(kinds[k], name);
+            json_t *pos = json_object_get(index, name);
+            long at = pos ? (long)json_integer_value(pos) : -1;
             const char *result = at < 0 ? "created" : "replaced";
 
             if (!obj) {
+                json_decref(index);
                 fail(err, BGW_STORE_IO, "", "out of memory");
                 goto out;
             }
@@ -773,6 +781,7 @@ static int apply_locked(struct bgw_store *s, const json_t *doc, json_t **summary
                 changed = true;
             }
             if (!entry) {
+                json_decref(index);
                 fail(err, BGW_STORE_IO, "", "out of memory");
                 goto out;
             }
@@ -780,6 +789,7 @@ static int apply_locked(struct bgw_store *s, const json_t *doc, json_t **summary
                 json_array_set(kinds[k], (size_t)at, entry);
                 json_array_set_new(maps[k], (size_t)at, json_integer((json_int_t)i));
             } else {
+                json_object_set_new(index, name, json_integer((json_int_t)json_array_size(kinds[k])));
                 json_array_append(kinds[k], entry);
                 json_array_append_new(maps[k], json_integer((json_int_t)i));
             }
@@ -788,6 +798,7 @@ static int apply_locked(struct bgw_store *s, const json_t *doc, json_t **summary
                                                    entry_name(entry), "result", result, "revision", v));
             json_decref(entry);
         }
+        json_decref(index);
         if (!maps[k]) {
             fail(err, BGW_STORE_IO, "", "out of memory");
             goto out;

@@ -51,8 +51,9 @@ struct bgw_store_error {
 
 /* Called with the store's lock held after every accepted change that changed something, and once from
  * bgw_store_set_listener(): version as text, and the whole validated document (bgw_config_to_json form:
- * defaults explicit, endpoints as {"address", "healthy"}), borrowed for the call. */
-typedef void (*bgw_store_listener)(void *arg, const char *version, const json_t *doc);
+ * defaults explicit, endpoints as {"address", "healthy"}), made for this call: the listener may keep a
+ * reference (json_incref); nobody modifies it. */
+typedef void (*bgw_store_listener)(void *arg, const char *version, json_t *doc);
 
 /* "services" -> BGW_KIND_SERVICES etc. Returns 0, or -1 when s names no kind. */
 int bgw_store_kind_parse(const char *s, enum bgw_store_kind *out);

@@ -34,7 +34,7 @@ enum proxy_status { ST_SYNCED, ST_STALE, ST_NACKED, ST_DISCONNECTED };
 static const char *const status_names[] = {"SYNCED", "STALE", "NACKED", "DISCONNECTED"};
 
 /* Buckets of both histograms, in seconds. */
-static const double hist_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+static const double hist_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define N_BOUNDS (sizeof hist_bounds / sizeof hist_bounds[0])
 
 struct hist {
@@ -457,8 +457,11 @@ json_t *bgw_xds_server_dataplanes(struct bgw_xds_server *s)
 int bgw_xds_server_render_metrics(struct bgw_xds_server *s, char **buf, size_t *len, size_t *cap)
 {
     pthread_mutex_lock(&s->lock);
-    unsigned connected = 0;
-    for (struct proxy *p = s->proxies; p; p = p->next) connected += p->conn != NULL;
+    unsigned connected = 0, by_status[4] = {0, 0, 0, 0};
+    for (struct proxy *p = s->proxies; p; p = p->next) {
+        connected += p->conn != NULL;
+        by_status[status_of(s, p)]++;
+    }
     struct hist pd = s->push_duration, cv = s->convergence;
     uint64_t pushes = s->pushes, nacks = s->nacks;
     pthread_mutex_unlock(&s->lock);
@@ -470,6 +473,12 @@ int bgw_xds_server_render_metrics(struct bgw_xds_server *s, char **buf, size_t *
                                "# HELP bgw_xds_nacks_total Config responses rejected by proxies.\n"
                                "# TYPE bgw_xds_nacks_total counter\nbgw_xds_nacks_total %llu\n",
                                connected, (unsigned long long)pushes, (unsigned long long)nacks);
+    if (rc == 0)
+        rc = bgw_strbuf_printf(buf, len, cap,
+                               "# HELP bgw_xds_proxies Known proxies by config sync status (as in GET /v1/dataplanes).\n"
+                               "# TYPE bgw_xds_proxies gauge\n");
+    for (int i = 0; rc == 0 && i < 4; i++)
+        rc = bgw_strbuf_printf(buf, len, cap, "bgw_xds_proxies{status=\"%s\"} %u\n", status_names[i], by_status[i]);
     if (rc == 0)
         rc = hist_render(&pd, "bgw_xds_push_duration_seconds", "Time to send one config to every connected proxy.",
                          buf, len, cap);

@@ -40,7 +40,8 @@ int bgw_xds_server_publish(struct bgw_xds_server *s, const char *version, const 
 json_t *bgw_xds_server_dataplanes(struct bgw_xds_server *s);
 
 /* Append the server's Prometheus families (bgw_xds_connected_proxies, bgw_xds_pushes_total,
- * bgw_xds_push_duration_seconds, bgw_config_convergence_seconds, bgw_xds_nacks_total). Returns 0 or -1. */
+ * bgw_xds_push_duration_seconds, bgw_config_convergence_seconds, bgw_xds_nacks_total,
+ * bgw_xds_proxies{status}). Returns 0 or -1. */
 int bgw_xds_server_render_metrics(struct bgw_xds_server *s, char **buf, size_t *len, size_t *cap);
 
 /* End every stream, stop the server and free it. */

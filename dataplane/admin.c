@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_log.h"
 #include "log.h"
 #include "netaddr.h"
 #include "procstat.h"
@@ -49,6 +50,22 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 #define REPLY_STATIC(conn, status, type, lit) \
     reply((conn), (status), (type), (char *)(lit), sizeof(lit) - 1, MHD_RESPMEM_PERSISTENT)
 
+/* bgw_upstream_endpoint_healthy: every endpoint of every service of the snapshot, 1 when it may be picked
+ * (as the config in use says: the control plane's health checks, or always for a standalone file). */
+static int render_endpoints(const struct bgw_snapshot *s, char **buf, size_t *len, size_t *cap)
+{
+    int rc = bgw_strbuf_printf(buf, len, cap,
+                               "# HELP bgw_upstream_endpoint_healthy 1 while an upstream endpoint may receive "
+                               "requests, by service and endpoint.\n"
+                               "# TYPE bgw_upstream_endpoint_healthy gauge\n");
+    for (size_t i = 0; rc == 0 && s && i < s->cfg->n_services; i++)
+        for (uint32_t e = 0; rc == 0 && e < s->services[i].n_eps; e++)
+            rc = bgw_strbuf_printf(buf, len, cap, "bgw_upstream_endpoint_healthy{service=\"%s\",endpoint=\"%s\"} %d\n",
+                                   s->cfg->services[i].name, s->services[i].eps[e].address,
+                                   s->services[i].eps[e].healthy ? 1 : 0);
+    return rc;
+}
+
 static char *render_metrics(struct bgw_admin *a, size_t *out_len)
 {
     char *buf = NULL;
@@ -56,11 +73,14 @@ static char *render_metrics(struct bgw_admin *a, size_t *out_len)
     struct bgw_stats *stats[256];
     unsigned n = a->n < 256 ? a->n : 256;
     for (unsigned i = 0; i < n; i++) stats[i] = &a->workers[i]->stats;
-    if (bgw_stats_render(stats, n, &buf, &len, &cap) < 0) goto fail;
     struct bgw_snapshot *s = bgw_snapshot_current();
+    int rc = bgw_stats_render(stats, n, s ? s->cfg : NULL, &buf, &len, &cap);
+    if (rc == 0) rc = render_endpoints(s, &buf, &len, &cap);
+    if (rc == 0) rc = bgw_access_log_render_metrics(&buf, &len, &cap);
     uint64_t acc, rej;
     bgw_snapshot_update_counts(&acc, &rej);
-    int rc = bgw_strbuf_printf(&buf, &len, &cap,
+    if (rc == 0)
+        rc = bgw_strbuf_printf(&buf, &len, &cap,
                                "# HELP bgw_config_version_info The config version in use.\n"
                                "# TYPE bgw_config_version_info gauge\n");
     if (rc == 0 && s) rc = bgw_strbuf_printf(&buf, &len, &cap, "bgw_config_version_info{version=\"%s\"} 1\n", s->version);
@@ -120,7 +140,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/config") == 0) {
         struct bgw_snapshot *s = bgw_snapshot_current();
         if (!s) return REPLY_STATIC(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", "{\"error\":\"no_config\"}\n");
-        char *body = strdup(s->config_json);
+        char *body = bgw_snapshot_render(s);    /* rendered on demand: rarely asked, large for big configs */
         bgw_snapshot_unref(s);
         if (!body) return REPLY_STATIC(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", "out of memory\n");
         return reply(conn, MHD_HTTP_OK, "application/json", body, strlen(body), MHD_RESPMEM_MUST_FREE);

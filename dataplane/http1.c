@@ -59,7 +59,9 @@ static uint8_t classify(const char *n, uint32_t len)
     case 10:
         if (NAME_IS(n, len, "connection")) return BGW_HDR_CONNECTION;
         if (NAME_IS(n, len, "keep-alive")) return BGW_HDR_KEEP_ALIVE;
+        if (NAME_IS(n, len, "tracestate")) return BGW_HDR_TRACESTATE;
         break;
+    case 11: if (NAME_IS(n, len, "traceparent")) return BGW_HDR_TRACEPARENT; break;
     case 12: if (NAME_IS(n, len, "x-request-id")) return BGW_HDR_X_REQUEST_ID; break;
     case 14: if (NAME_IS(n, len, "content-length")) return BGW_HDR_CONTENT_LENGTH; break;
     case 15: if (NAME_IS(n, len, "x-forwarded-for")) return BGW_HDR_X_FORWARDED_FOR; break;

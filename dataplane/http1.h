@@ -43,6 +43,8 @@ enum bgw_hdr_id {
     BGW_HDR_X_FORWARDED_HOST,
     BGW_HDR_X_REQUEST_ID,
     BGW_HDR_EXPECT,
+    BGW_HDR_TRACEPARENT,
+    BGW_HDR_TRACESTATE,
 };
 
 struct bgw_http_header {

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "admin.h"
 #include "cli.h"
 #include "config.h"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
             "  --idle-timeout-ms MS      keep-alive idle time of a client connection (default 60000)\n"
             "  --max-connections N       client connections held at once (default 100000)\n"
             "  --log-format text|json    log line format (default text)\n"
+            "  --access-log FILE|-       write a JSON access log line per request to FILE (appended) or stdout\n"
             "  --control-plane HOST:PORT managed mode: config from bgw-control's config stream\n"
             "  --node-id ID              this proxy's name towards the control plane (managed mode)\n"
             "  --cache-dir DIR           keep the last accepted config in DIR and start from it\n"
@@ -56,6 +58,7 @@ static void usage(FILE *f)
 struct opts {
     const char *config, *listen, *admin, *control_plane;
     const char *node_id, *cache_dir, *ca, *cert, *key, *redis;
+    const char *access_log;
     unsigned workers;
     unsigned drain_timeout_s;
     struct bgw_proxy_limits lim;
@@ -97,6 +100,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         {"cert", required_argument, 0, 2},
         {"key", required_argument, 0, 3},
         {"redis", required_argument, 0, 4},
+        {"access-log", required_argument, 0, 5},
         {0, 0, 0, 0},
     };
     int n;
@@ -129,6 +133,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         case 2: o->cert = optarg; break;
         case 3: o->key = optarg; break;
         case 4: o->redis = optarg; break;
+        case 5: o->access_log = optarg; break;
         default: usage(stderr); return 2;
         }
     }
@@ -254,6 +259,10 @@ int main(int argc, char **argv)
         }
     }
 
+    if (o.access_log && *o.access_log && bgw_access_log_start(o.access_log, o.workers, err, sizeof err) < 0) {
+        bgw_log_error("%s", err);
+        return 1;
+    }
     o.lim.workers = o.workers;
     o.lim.max_connections = (o.lim.max_connections + o.workers - 1) / o.workers;
     struct bgw_worker **ws = g_workers = bgw_workers_start(o.workers, o.listen, &o.lim, err, sizeof err);
@@ -309,6 +318,7 @@ int main(int argc, char **argv)
         bgw_xds_source_stop(xds);   /* the config stays as it is while in-flight requests finish */
         bgw_workers_drain(ws, o.workers, o.drain_timeout_s * 1000u);
         bgw_admin_stop(admin);
+        bgw_access_log_stop();
         bgw_log_info("stopped");
         return 0;
     }

@@ -18,13 +18,20 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "circuit_breaker.h"
+#include "jwt_auth.h"
+#include "access_log.h"
 #include "lb.h"
 #include "log.h"
+#include "outlier.h"
 #include "pathnorm.h"
 #include "rate_limit.h"
+#include "retry.h"
 #include "router.h"
+#include "tracecontext.h"
 
 #define BODY_MARGIN 64   /* room kept in an output buffer for chunk framing around a decoded piece */
 
@@ -34,6 +41,8 @@ static void client_flush(struct bgw_client *c);
 static void pump_request_body(struct bgw_client *c);
 static void respond_local(struct bgw_client *c, unsigned status, const char *code, const char *message,
                           bool close_conn);
+static void resil_end(struct bgw_client *c);
+static void pending_done(struct bgw_client *c);
 
 /* ---- small output helpers ---- */
 
@@ -87,6 +96,7 @@ static const char *status_reason(unsigned s)
     case 200: return "OK";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -152,8 +162,10 @@ static void request_end(struct bgw_client *c, unsigned status)
     const char *route = rt ? rt->name : "no_route";
     const char *service = rt ? r->ws->snap->cfg->services[r->service].name : "";
     bgw_stats_request(&w->stats, route, service, r->method, status, bgw_now_ns() - r->start_ns);
+    if (bgw_access_log_on) bgw_access_log_request(w->id, r, status);
     bgw_stats_gauge_add(&w->stats.in_flight, -1);
     r->counted = false;
+    resil_end(c);
     if (r->ws) {
         if (rt && r->endpoint != UINT32_MAX) {
             struct bgw_pool *p = r->ws->pools[r->service][r->endpoint];
@@ -169,6 +181,7 @@ static void unqueue(struct bgw_client *c)
 {
     struct bgw_request *r = &c->req;
     if (!r->ws || r->route < 0) return;
+    pending_done(c);
     struct bgw_svc_rt *svc = r->ws->svc[r->service];
     struct bgw_client *prev = NULL;
     for (struct bgw_client *x = svc->waiting_head; x; prev = x, x = x->next) {
@@ -406,6 +419,13 @@ static void client_flush(struct bgw_client *c)
         linger(c);
 }
 
+/* Response headers of the route's policies (CORS, WWW-Authenticate); room reserved by the caller. */
+static void put_policy_headers(struct bgw_iobuf *o, const struct bgw_request *r)
+{
+    if (r->www_authenticate) out_put(o, r->www_authenticate, strlen(r->www_authenticate));
+    if (r->cors.policy) o->w += (uint32_t)bgw_cors_response_headers(&r->cors, o->base + o->w, bgw_iobuf_space(o));
+}
+
 /* Answer the current request ourselves with a JSON error body. */
 static void respond_local(struct bgw_client *c, unsigned status, const char *code, const char *message,
                           bool close_conn)
@@ -424,7 +444,9 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
                    ? snprintf(body, sizeof body, "{\"error\":\"no_route\"}")
                    : snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}", code, message);
     if (r->request_id[0] == 0) request_id_new(c->w, r->request_id);
-    if (out_reserve(&c->out, &c->w->bufs, 512 + (size_t)blen) < 0) {
+    size_t policy_max = bgw_cors_response_headers_max(&r->cors) + (r->www_authenticate ? 256 : 0) +
+                        (status == 429 ? r->rl_headers_len : 0);
+    if (out_reserve(&c->out, &c->w->bufs, 512 + policy_max + (size_t)blen) < 0) {
         client_close(c);
         return;
     }
@@ -440,6 +462,7 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
     if (close_conn) PUT_LIT(o, "\r\nConnection: close");
     PUT_LIT(o, "\r\n");
     if (status == 429) out_put(o, r->rl_headers, r->rl_headers_len);
+    put_policy_headers(o, r);
     PUT_LIT(o, "\r\n");
     if (!r->head_method) out_put(o, body, (size_t)blen);
     r->status = (uint16_t)status;
@@ -469,7 +492,7 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
                                size_t host_len, bool host_from_target, const char *endpoint_address)
 {
     struct bgw_request *r = &c->req;
-    size_t need = h->head_len + path_len + query_len + host_len * 2 + strlen(c->peer) + 512;
+    size_t need = h->head_len + path_len + query_len + host_len * 2 + strlen(c->peer) + 512 + r->auth_headers_len;
     if (out_reserve(&c->upout, &c->w->bufs, need) < 0) return -1;
     struct bgw_iobuf *o = &c->upout;
     out_put(o, h->method, h->method_len);
@@ -489,8 +512,11 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
         if (x->hop) continue;
         switch (x->id) {
         case BGW_HDR_X_FORWARDED_PROTO: case BGW_HDR_X_FORWARDED_HOST: case BGW_HDR_X_REQUEST_ID:
-        case BGW_HDR_EXPECT:
+        case BGW_HDR_EXPECT: case BGW_HDR_TRACEPARENT:
             continue;
+        case BGW_HDR_TRACESTATE:
+            if (!r->trace_kept) continue;    /* belongs to a trace context we replaced */
+            break;
         case BGW_HDR_HOST:
             if (host_from_target) continue;
             break;
@@ -521,7 +547,10 @@ static int build_upstream_head(struct bgw_client *c, const struct bgw_http_head 
     }
     PUT_LIT(o, "X-Request-Id: ");
     out_put(o, r->request_id, strlen(r->request_id));
+    PUT_LIT(o, "\r\ntraceparent: ");
+    out_put(o, r->traceparent, BGW_TRACEPARENT_LEN);
     PUT_LIT(o, "\r\n");
+    if (r->auth_headers_len) out_put(o, r->auth_headers, r->auth_headers_len);   /* JWT claims */
     if (h->chunked) {
         PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
     } else if (h->has_content_length) {
@@ -546,6 +575,266 @@ static void attach(struct bgw_client *c, struct bgw_upconn *u)
     u->codec.head_request = c->req.head_method;
     c->req.up_start_ns = bgw_now_ns();
     if (u->state == BGW_UP_ACTIVE) bgw_proxy_upstream_ready(c, u);
+}
+
+/* ---- resilience: circuit breaker, retries, outlier detection (policies in circuit_breaker.c, retry.c,
+ * outlier.c; see docs/internals/resilience.md) ---- */
+
+static const struct bgw_service *req_service_cfg(const struct bgw_request *r)
+{
+    return r->ws->snap->services[r->service].cfg;
+}
+
+/* Take one unit of kind in the service's breaker, limited when the service configures one. Answers 503
+ * and returns false when it is full (answer false: the caller decides). */
+static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
+{
+    struct bgw_request *r = &c->req;
+    const struct bgw_service *cfg = req_service_cfg(r);
+    struct bgw_cb *cb = r->ws->svc[r->service]->cb;
+    if (!cfg->has_circuit_breaker) {
+        bgw_cb_add(cb, kind);
+        return true;
+    }
+    struct bgw_cb_result res = bgw_cb_acquire(cb, kind, limit);
+    if (res.opened) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
+    return res.granted;
+}
+
+static void cb_give(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
+{
+    struct bgw_request *r = &c->req;
+    const struct bgw_service *cfg = req_service_cfg(r);
+    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX))
+        bgw_stats_circuit(&c->w->stats, cfg->name, -1);
+}
+
+static void respond_overloaded(struct bgw_client *c, const char *what)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "circuit breaker open: %s reached", what);
+    respond_local(c, 503, "overloaded", msg, !c->req.body_done);
+}
+
+/* Count a routed request among its service's active requests; answers 503 when max_requests is reached. */
+static bool resil_admit(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    if (!cb_take(c, BGW_CB_REQUESTS, req_service_cfg(r)->circuit_breaker.max_requests)) {
+        respond_overloaded(c, "max_requests");
+        return false;
+    }
+    r->held_request = true;
+    /* Bodies are kept for a replay only when the route retries. */
+    const struct bgw_route *rt = req_route(r);
+    r->replay_lost = !rt->has_retry || rt->retry.attempts == 0;
+    return true;
+}
+
+static void pending_done(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    if (!r->pending) return;
+    r->pending = false;
+    cb_give(c, BGW_CB_PENDING, req_service_cfg(r)->circuit_breaker.max_pending_requests);
+}
+
+/* The end of a request: give back what it holds in the breaker, stop its try timer. */
+static void resil_end(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    bgw_timer_stop(&c->w->timers, &r->try_timer);
+    r->backing_off = false;
+    if (!r->ws || r->route < 0) return;
+    pending_done(c);
+    const struct bgw_service *cfg = req_service_cfg(r);
+    if (r->held_retry) cb_give(c, BGW_CB_RETRIES, cfg->circuit_breaker.max_retries);
+    if (r->held_request) cb_give(c, BGW_CB_REQUESTS, cfg->circuit_breaker.max_requests);
+    r->held_retry = r->held_request = false;
+}
+
+/* Wait in the service's FIFO for a connection; answers 503 when max_pending_requests are waiting. */
+static void queue_wait(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    if (!cb_take(c, BGW_CB_PENDING, req_service_cfg(r)->circuit_breaker.max_pending_requests)) {
+        respond_overloaded(c, "max_pending_requests");
+        return;
+    }
+    r->pending = true;
+    struct bgw_svc_rt *svc = r->ws->svc[r->service];
+    c->next = NULL;
+    if (svc->waiting_tail) svc->waiting_tail->next = c;
+    else svc->waiting_head = c;
+    svc->waiting_tail = c;
+}
+
+/* Tell outlier detection how the current try's endpoint did. */
+static void outlier_report(struct bgw_client *c, bool failure)
+{
+    struct bgw_request *r = &c->req;
+    const struct bgw_snap_service *ss = &r->ws->snap->services[r->service];
+    if (!ss->cfg->has_outlier_detection || r->endpoint == UINT32_MAX) return;
+    struct bgw_pool *p = r->ws->pools[r->service][r->endpoint];
+    struct bgw_svc_rt *svc = r->ws->svc[r->service];
+    if (!p->od || !bgw_outlier_report(svc->od, p->od, failure, &ss->cfg->outlier_detection, ss->n_eps,
+                                      c->w->now_ms))
+        return;
+    bgw_stats_outlier_ejection(&c->w->stats, ss->cfg->name);
+    bgw_log_warn("outlier detection: endpoint %s of service %s ejected for %llu ms", p->address, ss->cfg->name,
+                 (unsigned long long)(atomic_load(&p->od->ejected_until) - c->w->now_ms));
+}
+
+/* Start a try's per-try timeout. */
+static void try_begin(struct bgw_client *c)
+{
+    const struct bgw_route *rt = req_route(&c->req);
+    if (rt->has_retry && rt->retry.per_try_timeout_ms)
+        bgw_timer_set(&c->w->timers, &c->req.try_timer, c->w->now_ms + rt->retry.per_try_timeout_ms);
+}
+
+/*
+ * The current try failed (the upstream connection, if any, already let go) before any byte of its answer
+ * reached the client. Schedule another try after a backoff when the route's policy, the replay buffer,
+ * the retry budget and the breaker's max_retries allow. Returns false when the caller must answer.
+ */
+static bool retry_start(struct bgw_client *c, enum bgw_try_failure why, unsigned status)
+{
+    struct bgw_request *r = &c->req;
+    struct bgw_worker *w = c->w;
+    const struct bgw_route *rt = req_route(r);
+    if (!rt || !rt->has_retry || r->resp_started || r->replay_lost || !c->upout.base) return false;
+    const char *m = bgw_stats_method_names[r->method];
+    if (!bgw_retry_allowed(&rt->retry, why, status, m, strlen(m), r->retries)) return false;
+    if (!r->held_retry) {
+        struct bgw_cb *cb = r->ws->svc[r->service]->cb;
+        if (!bgw_cb_budget_allows(atomic_load_explicit(&cb->count[BGW_CB_REQUESTS], memory_order_relaxed),
+                                  atomic_load_explicit(&cb->count[BGW_CB_RETRIES], memory_order_relaxed)))
+            return false;
+        if (!cb_take(c, BGW_CB_RETRIES, req_service_cfg(r)->circuit_breaker.max_retries)) return false;
+        r->held_retry = true;
+    }
+    abort_upstream(c);
+    unqueue(c);
+    if (r->endpoint != UINT32_MAX) {
+        struct bgw_pool *p = r->ws->pools[r->service][r->endpoint];
+        if (p->n_active) p->n_active--;
+    }
+    r->last_endpoint = r->endpoint;
+    r->endpoint = UINT32_MAX;
+    r->retries++;
+    bgw_stats_retry(&w->stats, rt->name);
+    r->backing_off = true;
+    bgw_timer_set(&w->timers, &r->try_timer, w->now_ms + bgw_retry_backoff_ms(r->retries, bgw_worker_rand(w)));
+    return true;
+}
+
+/* A try failed before its answer started: report it, then retry or answer status. */
+static void try_failed(struct bgw_client *c, enum bgw_try_failure why, unsigned status, const char *code,
+                       const char *message, bool close_conn)
+{
+    if (c->req.ws && c->req.route >= 0) {
+        outlier_report(c, true);
+        if (retry_start(c, why, status)) return;
+    }
+    respond_local(c, status, code, message, close_conn);
+}
+
+/* The next try after a backoff: another endpoint when there is one, the request replayed from upout. */
+static void next_try(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    struct bgw_worker *w = c->w;
+    const struct bgw_snap_service *ss = &r->ws->snap->services[r->service];
+    struct bgw_svc_rt *svc = r->ws->svc[r->service];
+    struct bgw_pool **pools = r->ws->pools[r->service];
+    long ep = bgw_lb_pick_except(w, ss, svc, pools, r->last_endpoint);
+    if (ep < 0) {
+        respond_local(c, 503, "no_healthy_upstream", "the service has no healthy endpoint", !r->body_done);
+        return;
+    }
+    r->endpoint = (uint32_t)ep;
+    pools[ep]->n_active++;
+    c->upout.r = 0;
+    try_begin(c);
+    bool failed;
+    struct bgw_upconn *u = bgw_upstream_acquire(w, svc, pools[ep], ss->cfg->connect_timeout_ms, false, &failed);
+    if (failed) {
+        try_failed(c, BGW_TRY_CONNECT_FAILURE, 502, "upstream_unavailable", "cannot connect to the upstream",
+                   !r->body_done);
+        return;
+    }
+    if (!u) {
+        queue_wait(c);
+        return;
+    }
+    attach(c, u);
+}
+
+static void try_timeout(struct bgw_timer *t)
+{
+    struct bgw_client *c = (struct bgw_client *)((char *)t - offsetof(struct bgw_client, req.try_timer));
+    struct bgw_request *r = &c->req;
+    if (c->state != BGW_C_PROXY || r->resp_started) return;
+    if (r->backing_off) {
+        r->backing_off = false;
+        next_try(c);
+        return;
+    }
+    /* per_try_timeout_ms passed without a response head */
+    bool on_endpoint = c->up != NULL;
+    abort_upstream(c);
+    unqueue(c);
+    if (on_endpoint) outlier_report(c, true);
+    if (retry_start(c, BGW_TRY_TIMEOUT, 504)) return;
+    respond_local(c, 504, "upstream_timeout", "the upstream did not answer in time", !r->body_done);
+}
+
+/* A final response head with status arrived on the current try. Returns true when the try is dropped for
+ * another (a retried 5xx), false when the response goes to the client. */
+static bool response_head_check(struct bgw_client *c, unsigned status)
+{
+    struct bgw_request *r = &c->req;
+    bgw_timer_stop(&c->w->timers, &r->try_timer);
+    outlier_report(c, status >= 500);
+    if (status < 500) return false;
+    uint64_t dur = bgw_now_ns() - r->up_start_ns;
+    if (!retry_start(c, BGW_TRY_5XX, status)) return false;
+    bgw_stats_upstream(&c->w->stats, req_service_cfg(r)->name, status, dur);
+    return true;
+}
+
+/* Room for n more bytes in upout. While the request may still be replayed, the bytes already written stay
+ * (no compaction) up to BGW_RETRY_REPLAY_MAX; past that the replay is given up. */
+static int upout_reserve(struct bgw_client *c, size_t n)
+{
+    struct bgw_iobuf *b = &c->upout;
+    if (c->req.replay_lost || !b->base) return out_reserve(b, &c->w->bufs, n);
+    if (bgw_iobuf_space(b) >= n) return 0;
+    size_t cap = b->cap;
+    while (cap - b->w < n) cap *= 2;
+    uint32_t rd = b->r, wr = b->w;
+    char *nb = malloc(cap);
+    if (!nb) return -1;
+    memcpy(nb, b->base, wr);
+    bgw_iobuf_put(b, &c->w->bufs);
+    b->base = nb;
+    b->cap = (uint32_t)cap;
+    b->r = rd;
+    b->w = wr;
+    return 0;
+}
+
+/* Everything in upout was written: keep it for a replay while that is possible, else drop it. */
+static bool replay_keep(struct bgw_client *c)
+{
+    struct bgw_request *r = &c->req;
+    if (r->replay_lost) return false;
+    if (c->upout.w >= BGW_RETRY_REPLAY_MAX) {
+        r->replay_lost = true;
+        return false;
+    }
+    return true;
 }
 
 /* ---- rate limits ---- */
@@ -601,6 +890,69 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
     return false;
 }
 
+/* Answer an allowed CORS preflight: 204 with the policy's Access-Control-Allow-* headers. */
+static void respond_preflight(struct bgw_client *c, const struct bgw_http_head *h)
+{
+    struct bgw_request *r = &c->req;
+    bool close_conn = !r->body_done || !r->keep_alive || c->eof || c->w->draining;
+    char extra[2048];
+    size_t n = bgw_cors_preflight_headers(&r->cors, h, extra, sizeof extra);
+    if (out_reserve(&c->out, &c->w->bufs, 256 + n) < 0) {
+        client_close(c);
+        return;
+    }
+    struct bgw_iobuf *o = &c->out;
+    PUT_LIT(o, "HTTP/1.1 204 No Content\r\nX-Request-Id: ");
+    out_put(o, r->request_id, strlen(r->request_id));
+    PUT_LIT(o, "\r\n");
+    out_put(o, extra, n);
+    if (close_conn) PUT_LIT(o, "Connection: close\r\n");
+    PUT_LIT(o, "\r\n");
+    r->status = 204;
+    request_end(c, 204);
+    bgw_timer_stop(&c->w->timers, &c->timer);
+    c->state = close_conn ? BGW_C_CLOSING : BGW_C_IDLE;
+    c->close_after = close_conn;
+    client_flush(c);
+    if (c->state == BGW_C_IDLE)
+        bgw_timer_set(&c->w->timers, &c->timer, c->w->now_ms + c->w->limits.idle_timeout_ms);
+}
+
+/* The route's policies, each one call that says continue or answer now: CORS (preflights are answered
+ * before auth: they carry no credentials), then JWT auth. Returns true when the request was answered. */
+static bool run_policies(struct bgw_client *c, const struct bgw_snapshot *snap, long idx, uint32_t head_len)
+{
+    struct bgw_worker *w = c->w;
+    struct bgw_request *r = &c->req;
+    enum bgw_cors_action ca = bgw_cors_request(snap->route_cors[idx], &w->head, &r->cors);
+    if (ca != BGW_CORS_CONTINUE) c->in.r += head_len;   /* the head stays readable until we return */
+    if (ca == BGW_CORS_PREFLIGHT_OK) {
+        respond_preflight(c, &w->head);
+        return true;
+    }
+    if (ca == BGW_CORS_PREFLIGHT_DENIED) {
+        respond_local(c, 403, "cors_denied", "the CORS preflight is not allowed for this origin, method or headers",
+                      !r->body_done);
+        return true;
+    }
+    const struct bgw_jwt_policy *auth = snap->route_auth[idx];
+    if (auth) {
+        struct bgw_jwt_verdict v;
+        enum bgw_jwt_result jr = bgw_jwt_auth_request(auth, &w->jwt_cache, &w->head, (int64_t)time(NULL), &v);
+        if (jr != BGW_JWT_OK) {
+            bgw_stats_auth_rejected(&w->stats, snap->cfg->routes[idx].name, bgw_jwt_reason(jr));
+            r->www_authenticate = bgw_jwt_www_authenticate(jr);
+            c->in.r += head_len;
+            respond_local(c, 401, jr == BGW_JWT_MISSING ? "missing_token" : "invalid_token", bgw_jwt_message(jr),
+                          !r->body_done);
+            return true;
+        }
+        r->auth_headers = v.add_headers;
+        r->auth_headers_len = (uint32_t)v.add_headers_len;
+    }
+    return false;
+}
+
 /* Route, pick an endpoint and get an upstream connection for the head just parsed into w->head. */
 static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
 {
@@ -609,6 +961,8 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     memset(r, 0, sizeof *r);
     r->route = -1;
     r->endpoint = UINT32_MAX;
+    r->last_endpoint = UINT32_MAX;
+    r->try_timer.cb = try_timeout;
     r->max_body = UINT64_MAX;
     r->start_ns = bgw_now_ns();
     r->keep_alive = h->keep_alive;
@@ -629,6 +983,11 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     } else {
         request_id_new(w, r->request_id);
     }
+    int tp = bgw_http_head_find(h, "traceparent", 11);
+    uint64_t rnd[3] = {bgw_worker_rand(w), bgw_worker_rand(w), bgw_worker_rand(w)};
+    r->trace_kept = bgw_traceparent_next(tp >= 0 ? h->headers[tp].value : NULL,
+                                         tp >= 0 ? h->headers[tp].value_len : 0, rnd, r->traceparent);
+    if (bgw_access_log_on) bgw_access_log_note_target(r->log_path, sizeof r->log_path, h->target, h->target_len);
     uint32_t head_len = h->head_len;
 
     if (!w->snap) {
@@ -697,6 +1056,7 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
     const struct bgw_route *route = &snap->cfg->routes[idx];
     r->route = idx;
     r->service = (uint32_t)route->service_index;
+    if (run_policies(c, snap, idx, head_len)) return;   /* answered by a policy (CORS preflight, 401) */
     if (route->rate_limit && !rate_limit_admits(c, h, route, head_len)) return;
     if (route->has_max_body_bytes) {
         r->max_body = route->max_body_bytes;
@@ -757,21 +1117,21 @@ static void start_request(struct bgw_client *c, const struct bgw_http_head *h)
         respond_local(c, 503, "overloaded", "out of memory", true);
         return;
     }
+    if (!resil_admit(c)) return;
     c->want_continue = h->expect_continue && h->has_body;
     if (route->timeout_ms) bgw_timer_set(&w->timers, &c->timer, w->now_ms + route->timeout_ms);
     else bgw_timer_stop(&w->timers, &c->timer);
 
+    try_begin(c);
     bool failed;
     struct bgw_upconn *u = bgw_upstream_acquire(w, svc, pool, ss->cfg->connect_timeout_ms, false, &failed);
     if (failed) {
-        respond_local(c, 502, "upstream_unavailable", "cannot connect to the upstream", !r->body_done);
+        try_failed(c, BGW_TRY_CONNECT_FAILURE, 502, "upstream_unavailable", "cannot connect to the upstream",
+                   !r->body_done);
         return;
     }
     if (!u) {                                     /* at the connection bound: wait for one */
-        c->next = NULL;
-        if (svc->waiting_tail) svc->waiting_tail->next = c;
-        else svc->waiting_head = c;
-        svc->waiting_tail = c;
+        queue_wait(c);
         return;
     }
     attach(c, u);
@@ -821,7 +1181,7 @@ static int request_body_piece(void *ctx, const char *data, size_t len)
     struct bgw_request *r = &c->req;
     r->body_bytes += len;
     if (r->body_bytes > r->max_body) return -1;
-    if (out_reserve(&c->upout, &c->w->bufs, len + BODY_MARGIN) < 0) return -1;
+    if (upout_reserve(c, len + BODY_MARGIN) < 0) return -1;
     if (r->up_chunked) put_chunk_size(&c->upout, len);
     out_put(&c->upout, data, len);
     if (r->up_chunked) PUT_LIT(&c->upout, "\r\n");
@@ -847,7 +1207,7 @@ static void pump_request_body(struct bgw_client *c)
             return;
         }
         if (r->body_done) return;
-        c->upout.r = c->upout.w = 0;
+        if (!replay_keep(c)) c->upout.r = c->upout.w = 0;
         if (bgw_iobuf_len(&c->in) == 0) {
             int rc = client_fill(c);
             if (rc == 0) return;
@@ -874,7 +1234,7 @@ static void pump_request_body(struct bgw_client *c)
         if (c->codec.complete) {
             r->body_done = true;
             if (r->up_chunked) {
-                if (out_reserve(&c->upout, &c->w->bufs, 8) < 0) {
+                if (upout_reserve(c, 8) < 0) {
                     client_close(c);
                     return;
                 }
@@ -927,21 +1287,24 @@ static void upstream_write_failed(struct bgw_client *c)
     bool reused = u->reused && !u->got_response_bytes;
     abort_upstream(c);
     if (reused && retry_on_fresh(c)) return;
-    respond_local(c, 502, "upstream_unavailable", "the upstream connection failed", true);
+    try_failed(c, BGW_TRY_RESET, 502, "upstream_unavailable", "the upstream connection failed", true);
 }
 
 void bgw_proxy_upstream_failed(struct bgw_client *c, enum bgw_up_failure why)
 {
     c->up = NULL;
     if (why == BGW_UP_CONNECT_TIMEOUT)
-        respond_local(c, 504, "upstream_timeout", "connecting to the upstream timed out", !c->req.body_done);
+        try_failed(c, BGW_TRY_CONNECT_FAILURE, 504, "upstream_timeout", "connecting to the upstream timed out",
+                   !c->req.body_done);
     else
-        respond_local(c, 502, "upstream_unavailable", "cannot connect to the upstream", !c->req.body_done);
+        try_failed(c, BGW_TRY_CONNECT_FAILURE, 502, "upstream_unavailable", "cannot connect to the upstream",
+                   !c->req.body_done);
 }
 
 void bgw_proxy_dispatch_waiting(struct bgw_client *c, struct bgw_upconn *u)
 {
     struct bgw_request *r = &c->req;
+    pending_done(c);
     if (!u) {
         bool failed;
         struct bgw_svc_rt *svc = r->ws->svc[r->service];
@@ -949,7 +1312,8 @@ void bgw_proxy_dispatch_waiting(struct bgw_client *c, struct bgw_upconn *u)
         u = bgw_upstream_acquire(c->w, svc, pool, r->ws->snap->services[r->service].cfg->connect_timeout_ms, false,
                                  &failed);
         if (!u) {
-            respond_local(c, 502, "upstream_unavailable", "cannot connect to the upstream", !r->body_done);
+            try_failed(c, BGW_TRY_CONNECT_FAILURE, 502, "upstream_unavailable", "cannot connect to the upstream",
+                       !r->body_done);
             return;
         }
     }
@@ -964,6 +1328,7 @@ static int response_body_piece(void *ctx, const char *data, size_t len)
     if (out_reserve(&c->out, &c->w->bufs, len + BODY_MARGIN) < 0) return -1;
     if (c->req.resp_chunked) put_chunk_size(&c->out, len);
     out_put(&c->out, data, len);
+    c->req.resp_bytes += len;
     if (c->req.resp_chunked) PUT_LIT(&c->out, "\r\n");
     return 0;
 }
@@ -971,7 +1336,8 @@ static int response_body_piece(void *ctx, const char *data, size_t len)
 static int build_response_head(struct bgw_client *c, const struct bgw_http_head *h)
 {
     struct bgw_request *r = &c->req;
-    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256) < 0) return -1;
+    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256 + bgw_cors_response_headers_max(&r->cors)) < 0)
+        return -1;
     struct bgw_iobuf *o = &c->out;
     PUT_LIT(o, "HTTP/1.1 ");
     put_uint(o, h->status);
@@ -982,6 +1348,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const struct bgw_http_header *x = &h->headers[i];
         if (x->hop) continue;
+        if (r->cors.policy && bgw_cors_owns_header(x->name, x->name_len)) continue;   /* the proxy's own */
         if (x->id == BGW_HDR_X_REQUEST_ID) has_id = true;
         out_put(o, x->name, x->name_len);
         PUT_LIT(o, ": ");
@@ -993,6 +1360,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
         out_put(o, r->request_id, strlen(r->request_id));
         PUT_LIT(o, "\r\n");
     }
+    put_policy_headers(o, r);
     if (h->has_body) {
         if (h->has_content_length) {
             PUT_LIT(o, "Content-Length: ");
@@ -1034,8 +1402,8 @@ static void response_done(struct bgw_client *c)
         PUT_LIT(&c->out, "0\r\n\r\n");
     }
     bool reusable = u->codec.complete && u->keep_alive && r->body_done && bgw_iobuf_len(&c->upout) == 0;
-    bgw_stats_upstream(&w->stats, r->ws->snap->cfg->services[r->service].name, r->status,
-                       bgw_now_ns() - r->up_start_ns);
+    r->up_ns = bgw_now_ns() - r->up_start_ns;
+    bgw_stats_upstream(&w->stats, r->ws->snap->cfg->services[r->service].name, r->status, r->up_ns);
     c->up = NULL;
     u->client = NULL;
     bgw_upstream_release(u, reusable);
@@ -1088,6 +1456,7 @@ static bool forward_response(struct bgw_client *c, struct bgw_upconn *u)
             u->codec.head_request = c->req.head_method;
             continue;                       /* interim response: the final one follows */
         }
+        if (response_head_check(c, w->head.status)) return false;   /* retried */
         if (build_response_head(c, &w->head) < 0) {
             client_close(c);
             return false;
@@ -1144,8 +1513,8 @@ void bgw_proxy_upstream_readable(struct bgw_client *c)
                 bool stale = u->reused && !u->got_response_bytes;
                 abort_upstream(c);
                 if (stale && retry_on_fresh(c)) return;
-                respond_local(c, 502, "upstream_unavailable", "the upstream closed the connection before answering",
-                              true);
+                try_failed(c, BGW_TRY_RESET, 502, "upstream_unavailable",
+                           "the upstream closed the connection before answering", true);
                 return;
             }
             /* EOF: ends a close-delimited body, anything else was cut short. */
@@ -1165,7 +1534,8 @@ void bgw_proxy_upstream_readable(struct bgw_client *c)
         if (!forward_response(c, u)) return;
         if (c->state == BGW_C_DEAD) return;
         client_flush(c);
-        if (rc != 2) return;
+        /* Edge-triggered: bytes and the FIN may come in one event; read on to see the end. */
+        if (rc != 2 && !(u->peer_closed && c->up == u)) return;
     }
 }
 

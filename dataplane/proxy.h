@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "cors.h"
 #include "http1.h"
 #include "rate_limit.h"
 #include "timer.h"
@@ -53,9 +54,28 @@ struct bgw_request {
     uint64_t max_body;               /* UINT64_MAX: no limit */
     uint32_t service;                /* index into the snapshot's services */
     uint32_t endpoint;
+    /* resilience (retries, circuit breaker, outlier detection: see docs/internals/resilience.md) */
+    uint32_t retries;                /* retries made */
+    uint32_t last_endpoint;          /* the endpoint of the failed try, avoided by the next one */
+    bool held_request;               /* counted in the service's active requests */
+    bool held_retry;                 /* counted in the service's active retries */
+    bool pending;                    /* counted in the service's pending requests (waiting queue) */
+    bool backing_off;                /* try_timer is the wait before the next try */
+    bool replay_lost;                /* request bytes were dropped from upout: no further try */
+    struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
+    const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
+    uint32_t auth_headers_len;
+    const char *www_authenticate;    /* the WWW-Authenticate line of a 401, or NULL */
+    struct bgw_cors_verdict cors;    /* the route's CORS outcome, for the response headers */
     char request_id[129];
     uint8_t rl_headers_len;
     char rl_headers[160];            /* RateLimit-* and Retry-After lines of a 429 */
+    /* observability: the traceparent sent upstream, and what the access log reports */
+    bool trace_kept;                 /* the client's trace context was valid and is continued */
+    char traceparent[56];
+    uint64_t up_ns;                  /* upstream response time, 0 when none */
+    uint64_t resp_bytes;             /* response body bytes sent to the client */
+    char log_path[256];              /* the request target without its query (only with an access log) */
 };
 
 struct bgw_client {

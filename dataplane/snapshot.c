@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cors.h"
+#include "jwt_auth.h"
+#include "log.h"
 #include "rate_limit.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -35,9 +38,15 @@ static void snapshot_free(struct bgw_snapshot *s)
         }
         free(s->services);
     }
+    if (s->auth)
+        for (size_t i = 0; i < s->cfg->n_auth_policies; i++) bgw_jwt_policy_free(s->auth[i]);
+    if (s->route_cors)
+        for (size_t i = 0; i < s->cfg->n_routes; i++) bgw_cors_free(s->route_cors[i]);
+    free(s->auth);
+    free(s->route_auth);
+    free(s->route_cors);
     if (s->router) bgw_router_free(s->router);
     bgw_rl_set_free(s->ratelimits);
-    free(s->config_json);
     bgw_config_free(s->cfg);
     free(s);
 }
@@ -61,6 +70,35 @@ static int resolve(const struct bgw_endpoint *ep, struct bgw_snap_endpoint *out,
     out->address = ep->address;
     out->healthy = ep->healthy;
     freeaddrinfo(res);
+    return 0;
+}
+
+/* Auth and CORS policies compiled once per snapshot; routes point at theirs. */
+static int compile_policies(struct bgw_snapshot *s, char *err, size_t errlen)
+{
+    const struct bgw_config *cfg = s->cfg;
+    s->auth = calloc(cfg->n_auth_policies ? cfg->n_auth_policies : 1, sizeof *s->auth);
+    s->route_auth = calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *s->route_auth);
+    s->route_cors = calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *s->route_cors);
+    if (!s->auth || !s->route_auth || !s->route_cors) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_auth_policies; i++) {
+        size_t skipped = 0;
+        s->auth[i] = bgw_jwt_policy_compile(&cfg->auth_policies[i], &skipped, err, errlen);
+        if (!s->auth[i]) return -1;
+        if (skipped)
+            bgw_log_warn("auth_policies[%s]: %zu key(s) of the JWK Set cannot be used and are ignored",
+                         cfg->auth_policies[i].name, skipped);
+    }
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        const struct bgw_route *rt = &cfg->routes[r];
+        if (rt->auth)
+            for (size_t i = 0; i < cfg->n_auth_policies; i++)
+                if (strcmp(cfg->auth_policies[i].name, rt->auth) == 0) s->route_auth[r] = s->auth[i];
+        if (rt->has_cors && !(s->route_cors[r] = bgw_cors_compile(&rt->cors, err, errlen))) return -1;
+    }
     return 0;
 }
 
@@ -90,22 +128,27 @@ struct bgw_snapshot *bgw_snapshot_build(struct bgw_config *cfg, const char *vers
         }
         ss->n_eps = (uint32_t)svc->n_endpoints;
     }
+    if (compile_policies(s, err, errlen) < 0) goto fail;
     s->router = bgw_router_build(cfg, err, errlen);
     if (!s->router) goto fail;
     s->ratelimits = bgw_rl_set_build(cfg, err, errlen);
     if (!s->ratelimits) goto fail;
-    json_t *doc = bgw_config_to_json(cfg);
-    if (!doc) goto oom;
-    json_object_set_new(doc, "version", json_string(s->version));
-    s->config_json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(doc);
-    if (!s->config_json) goto oom;
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
     snapshot_free(s);
     return NULL;
+}
+
+char *bgw_snapshot_render(const struct bgw_snapshot *s)
+{
+    json_t *doc = bgw_config_to_json(s->cfg);
+    if (!doc) return NULL;
+    json_object_set_new(doc, "version", json_string(s->version));
+    char *out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    return out;
 }
 
 void bgw_snapshot_ref(struct bgw_snapshot *s)

@@ -34,6 +34,9 @@ struct bgw_snap_service {
     uint32_t n_healthy;
 };
 
+struct bgw_jwt_policy;
+struct bgw_cors_policy;
+
 struct bgw_snapshot {
     atomic_int refs;
     uint64_t generation;      /* increases with every publication */
@@ -41,8 +44,11 @@ struct bgw_snapshot {
     struct bgw_router *router;
     struct bgw_rl_set *ratelimits;       /* compiled rate limits (rate_limit.h) */
     struct bgw_snap_service *services;   /* cfg->n_services entries, same order */
+    /* policies, compiled (jwt_auth.h, cors.h) */
+    struct bgw_jwt_policy **auth;        /* cfg->n_auth_policies entries, same order */
+    struct bgw_jwt_policy **route_auth;  /* per route: its auth policy (borrowed from auth) or NULL */
+    struct bgw_cors_policy **route_cors; /* per route: its compiled cors or NULL */
     char version[80];
-    char *config_json;        /* the config in use, as served by GET /config */
 };
 
 /*
@@ -50,6 +56,10 @@ struct bgw_snapshot {
  * Host names of endpoints are resolved here. Returns NULL with err filled on failure.
  */
 struct bgw_snapshot *bgw_snapshot_build(struct bgw_config *cfg, const char *version, char *err, size_t errlen);
+
+/* The config of s as served by GET /config (indented JSON with "version"); malloc()ed, NULL when out of
+ * memory. */
+char *bgw_snapshot_render(const struct bgw_snapshot *s);
 
 void bgw_snapshot_ref(struct bgw_snapshot *s);
 void bgw_snapshot_unref(struct bgw_snapshot *s);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+
 const double bgw_hist_bounds[BGW_HIST_BOUNDS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10, 30};
 
@@ -50,6 +52,9 @@ static uint64_t key_hash(uint8_t family, const char *a, const char *b, uint16_t 
 static void counter_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint16_t method,
                         uint16_t code, int64_t d)
 {
+#ifdef BGW_STATS_OFF
+    if (family != BGW_STAT_UPSTREAM_CONNS) return;    /* benchmark baseline: count nothing per request */
+#endif
     uint64_t h = key_hash(family, a, b, method, code);
     for (uint32_t i = 0; i < BGW_STATS_COUNTER_SLOTS; i++) {
         struct bgw_stat_counter *e = &s->counters[(h + i) & (BGW_STATS_COUNTER_SLOTS - 1)];
@@ -74,6 +79,9 @@ static void counter_add(struct bgw_stats *s, uint8_t family, const char *a, cons
 
 static void hist_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint64_t ns)
 {
+#ifdef BGW_STATS_OFF
+    return;
+#endif
     uint64_t h = key_hash(family, a, b, 0, 0);
     for (uint32_t i = 0; i < BGW_STATS_HIST_SLOTS; i++) {
         struct bgw_stat_hist *e = &s->hist[(h + i) & (BGW_STATS_HIST_SLOTS - 1)];
@@ -246,15 +254,53 @@ static int render_hists(const struct agg_hist *t, size_t tcap, uint8_t family, c
     return 0;
 }
 
-int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, size_t *len, size_t *cap)
+/* Families that get a 0 series for every configured route (by_route) or service. */
+static const uint8_t seed_route_families[] = {BGW_STAT_RETRIES, BGW_STAT_RATELIMIT_REJECTED};
+static const uint8_t seed_service_families[] = {BGW_STAT_UPSTREAM_CONNS, BGW_STAT_OUTLIER_EJECTIONS,
+                                                BGW_STAT_CIRCUIT_OPEN};
+#define N_SEED_ROUTE (sizeof seed_route_families / sizeof seed_route_families[0])
+#define N_SEED_SERVICE (sizeof seed_service_families / sizeof seed_service_families[0])
+
+/* Insert the 0 series of cfg that the workers have not created yet. seeds has room for every one; its
+ * entries are keys of ct and must outlive the rendering. */
+static void seed_series(struct agg *ct, size_t ccap, const struct bgw_config *cfg, struct bgw_stat_counter *seeds)
+{
+    size_t k = 0;
+    for (size_t f = 0; f < N_SEED_ROUTE + N_SEED_SERVICE; f++) {
+        bool by_route = f < N_SEED_ROUTE;
+        uint8_t family = by_route ? seed_route_families[f] : seed_service_families[f - N_SEED_ROUTE];
+        size_t count = by_route ? cfg->n_routes : cfg->n_services;
+        for (size_t i = 0; i < count; i++) {
+            struct bgw_stat_counter *e = &seeds[k];
+            e->a = by_route ? cfg->routes[i].name : cfg->services[i].name;
+            e->b = "";
+            e->family = family;
+            e->method = 0;
+            e->code = 0;
+            e->value = 0;
+            e->hash = key_hash(family, e->a, e->b, 0, 0);
+            size_t slot = agg_find(ct, ccap, e, e->hash);
+            if (ct[slot].key) continue;
+            ct[slot].key = e;
+            k++;
+        }
+    }
+}
+
+int bgw_stats_render(struct bgw_stats *const *workers, size_t n, const struct bgw_config *cfg, char **buf,
+                     size_t *len, size_t *cap)
 {
     size_t mult = 1;
     while (mult < n) mult *= 2;                   /* room for every worker's distinct series */
-    const size_t ccap = 2 * BGW_STATS_COUNTER_SLOTS * mult, hcap = 2 * BGW_STATS_HIST_SLOTS * mult;
+    size_t n_seeds = cfg ? N_SEED_ROUTE * cfg->n_routes + N_SEED_SERVICE * cfg->n_services : 0;
+    size_t ccap = 2 * BGW_STATS_COUNTER_SLOTS * mult;
+    while (ccap < 2 * (BGW_STATS_COUNTER_SLOTS * mult + n_seeds)) ccap *= 2;
+    const size_t hcap = 2 * BGW_STATS_HIST_SLOTS * mult;
     struct agg *ct = calloc(ccap, sizeof *ct);
     struct agg_hist *ht = calloc(hcap, sizeof *ht);
+    struct bgw_stat_counter *seeds = n_seeds ? calloc(n_seeds, sizeof *seeds) : NULL;
     int rc = -1;
-    if (!ct || !ht) goto out;
+    if (!ct || !ht || (n_seeds && !seeds)) goto out;
     int64_t in_flight = 0, active = 0;
     for (size_t w = 0; w < n; w++) {
         const struct bgw_stats *s = workers[w];
@@ -279,6 +325,7 @@ int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, siz
             ht[k].count += LOAD(e->count);
         }
     }
+    if (cfg) seed_series(ct, ccap, cfg, seeds);
 #undef P
 #define P(...) do { if (bgw_strbuf_printf(buf, len, cap, __VA_ARGS__) < 0) goto out; } while (0)
     P("# HELP bgw_http_requests_total Requests answered, by route, service, method and status code.\n"
@@ -323,5 +370,6 @@ int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, siz
 out:
     free(ct);
     free(ht);
+    free(seeds);
     return rc;
 }

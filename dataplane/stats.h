@@ -14,6 +14,8 @@
 
 #include "strbuf.h"
 
+struct bgw_config;
+
 #define BGW_STATS_COUNTER_SLOTS 4096
 #define BGW_STATS_HIST_SLOTS 1024
 #define BGW_HIST_BOUNDS 17
@@ -87,8 +89,13 @@ static inline void bgw_stats_gauge_add(int64_t *g, int64_t d)
     __atomic_store_n(g, __atomic_load_n(g, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED);
 }
 
-/* Append the Prometheus text of these families, summed over n workers, to a growing string.
- * Returns 0 or -1 (out of memory). */
-int bgw_stats_render(struct bgw_stats *const *workers, size_t n, char **buf, size_t *len, size_t *cap);
+/* Append the Prometheus text of these families, summed over n workers, to a growing string. When cfg is
+ * not NULL, the route-labelled policy families (bgw_retries_total, bgw_ratelimit_rejected_total) get a
+ * 0 series for each of its routes and the service-labelled ones (bgw_upstream_connections_active,
+ * bgw_outlier_ejections_total, bgw_circuit_breaker_open) one for each of its services, so that a rate()
+ * or an alert sees the series before the first event. Series of routes or services no longer in the
+ * config keep their last values (counters never go backwards). Returns 0 or -1 (out of memory). */
+int bgw_stats_render(struct bgw_stats *const *workers, size_t n, const struct bgw_config *cfg, char **buf,
+                     size_t *len, size_t *cap);
 
 #endif

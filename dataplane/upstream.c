@@ -23,6 +23,13 @@ struct bgw_svc_rt *bgw_svc_rt_get(struct bgw_worker *w, const char *name)
         free(s);
         return NULL;
     }
+    s->cb = bgw_cb_get(name);
+    s->od = bgw_outlier_svc_get(name);
+    if (!s->cb || !s->od) {
+        free(s->name);
+        free(s);
+        return NULL;
+    }
     s->rr = (uint32_t)bgw_worker_rand(w);
     s->next = w->svcs;
     w->svcs = s;
@@ -36,6 +43,11 @@ struct bgw_pool *bgw_pool_get(struct bgw_svc_rt *svc, const struct sockaddr_stor
         if (p->addrlen == addrlen && memcmp(&p->addr, addr, addrlen) == 0) return p;
     struct bgw_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->od = bgw_outlier_ep_get(svc->od, address);
+    if (!p->od) {
+        free(p);
+        return NULL;
+    }
     memcpy(&p->addr, addr, addrlen);
     p->addrlen = addrlen;
     snprintf(p->address, sizeof p->address, "%s", address);
@@ -236,6 +248,7 @@ void bgw_upstream_on_event(struct bgw_upconn *u, uint32_t events)
     }
     struct bgw_client *c = u->client;
     if (!c) return;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) u->peer_closed = true;
     if (events & EPOLLOUT) {
         bgw_proxy_upstream_writable(c);
         if (u->state != BGW_UP_ACTIVE || u->client != c) return;

@@ -5,7 +5,8 @@
  * load-balancer cursors and waiting requests survive a config swap. Each service keeps, per endpoint
  * address, a LIFO of idle connections; the connections of a service in one worker are bounded by
  * ceil(max_connections / workers). A request that finds the bound reached waits in the service's FIFO
- * and gets the next connection released.
+ * and gets the next connection released. A service and an endpoint address also point at their
+ * proxy-wide circuit breaker and outlier state (circuit_breaker.h, outlier.h), found by name once.
  */
 #ifndef BGW_UPSTREAM_H
 #define BGW_UPSTREAM_H
@@ -15,7 +16,9 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "circuit_breaker.h"
 #include "http1.h"
+#include "outlier.h"
 #include "timer.h"
 #include "worker.h"
 
@@ -30,6 +33,7 @@ struct bgw_pool {                     /* one endpoint address of one service */
     uint32_t n_idle;
     uint32_t n_active;                /* requests in flight (least_request) */
     bool present;                     /* still an endpoint of the service in the current snapshot */
+    struct bgw_outlier_ep *od;        /* the proxy-wide outlier state of this address */
 };
 
 struct bgw_svc_rt {
@@ -41,6 +45,8 @@ struct bgw_svc_rt {
     uint32_t rr;                      /* round-robin cursor */
     struct bgw_client *waiting_head, *waiting_tail;
     bool present;
+    struct bgw_cb *cb;                /* the proxy-wide circuit breaker of the service */
+    struct bgw_outlier_svc *od;       /* the proxy-wide outlier state of the service */
 };
 
 struct bgw_upconn {
@@ -50,6 +56,7 @@ struct bgw_upconn {
     bool got_response_bytes;
     bool head_done;                   /* the response head was forwarded */
     bool keep_alive;                  /* the response head allows reuse */
+    bool peer_closed;                 /* epoll saw the upstream's FIN or an error: read to the end */
     struct bgw_worker *w;
     struct bgw_svc_rt *svc;
     struct bgw_pool *pool;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jwt_auth.h"
 #include "log.h"
 #include "netaddr.h"
 #include "proxy.h"
@@ -206,6 +207,8 @@ static void *worker_main(void *arg)
         bgw_proxy_reap(w);
         bgw_upstream_reap(w);
     }
+    bgw_jwt_cache_free(w->jwt_cache);
+    w->jwt_cache = NULL;
     return NULL;
 }
 

@@ -36,6 +36,7 @@ struct bgw_client;
 struct bgw_upconn;
 struct bgw_svc_rt;
 struct bgw_rlredis;
+struct bgw_jwt_cache;
 
 struct bgw_worker {
     unsigned id;
@@ -64,6 +65,7 @@ struct bgw_worker {
     char path[BGW_HTTP_MAX_REQUEST_HEAD + 1];          /* the normalised path */
     char rewritten[2 * BGW_HTTP_MAX_REQUEST_HEAD];     /* the path after rewrite_prefix */
     struct bgw_stats stats;
+    struct bgw_jwt_cache *jwt_cache;  /* verified tokens (jwt_auth.h), created on first use */
 };
 
 /* Random 64 bits from the worker's generator. */

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Starts two example upstreams, bgw-control (bootstrapped from examples/quickstart/bgw.json) and a bgw-proxy
-# managed by it, in the foreground. State and the proxy's config cache live in .run/ at the top of the tree.
+# managed by it, in the foreground. State and the proxy's config cache live in .run/ at the top of the tree
+# (BGW_QS_RUN_DIR moves them).
 # Addresses: BGW_QS_LISTEN (proxy, default 127.0.0.1:8080), BGW_QS_ADMIN (proxy admin, 127.0.0.1:9901),
 # BGW_QS_CONTROL (admin API, 127.0.0.1:9000), BGW_QS_XDS (config stream, 127.0.0.1:18000); upstreams 9001/9002.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin=$root/build/bin
-run=$root/.run
+run=${BGW_QS_RUN_DIR:-$root/.run}
 listen=${BGW_QS_LISTEN:-127.0.0.1:8080}
 admin=${BGW_QS_ADMIN:-127.0.0.1:9901}
 control=${BGW_QS_CONTROL:-127.0.0.1:9000}
@@ -20,13 +21,6 @@ python3 "$here/upstream.py" 9001 orders-1 & up1=$!
 python3 "$here/upstream.py" 9002 orders-2 & up2=$!
 pids="$up1 $up2"
 
-"$bin/bgw-control" --state-dir "$run/bgw-state" --bootstrap "$here/bgw.json" \
-    --admin-listen "$control" --xds-listen "$xds" & control_pid=$!
-pids="$pids $control_pid"
-"$bin/bgw-proxy" --control-plane "$xds" --node-id quickstart-1 --cache-dir "$run/proxy-cache" \
-    --listen "$listen" --admin "$admin" --workers 2 & proxy_pid=$!
-pids="$pids $proxy_pid"
-
 wait_ready() {   # URL PID NAME
   i=0
   until curl -fsS "$1" >/dev/null 2>&1; do
@@ -37,6 +31,14 @@ wait_ready() {   # URL PID NAME
 }
 wait_ready http://127.0.0.1:9001/ $up1 "the upstream on 9001"
 wait_ready http://127.0.0.1:9002/ $up2 "the upstream on 9002"
+
+"$bin/bgw-control" --state-dir "$run/bgw-state" --bootstrap "$here/bgw.json" \
+    --admin-listen "$control" --xds-listen "$xds" & control_pid=$!
+pids="$pids $control_pid"
+"$bin/bgw-proxy" --control-plane "$xds" --node-id quickstart-1 --cache-dir "$run/proxy-cache" \
+    --listen "$listen" --admin "$admin" --workers 2 & proxy_pid=$!
+pids="$pids $proxy_pid"
+
 wait_ready "http://$control/readyz" $control_pid bgw-control
 wait_ready "http://$admin/readyz" $proxy_pid bgw-proxy
 

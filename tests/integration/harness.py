@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOCALHOST = "127.0.0.1"
@@ -120,6 +121,17 @@ class Upstream:
 
     def clear(self):
         self._control("POST", "/clear")
+
+    def set_mode(self, name, route=None, count=None, **query):
+        """Make listener name answer every request as route (e.g. "status/503", "reset", "delay" with
+        ms=N) for the next count requests (None: until changed); route None: back to normal."""
+        params = {"listener": name}
+        if route is not None:
+            params["route"] = route
+            if count is not None:
+                params["count"] = str(count)
+            params.update({k: str(v) for k, v in query.items()})
+        self._control("POST", "/mode?" + urllib.parse.urlencode(params))
 
     def targets(self):
         return [r["target"] for r in self.records()]

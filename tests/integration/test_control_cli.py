@@ -1,5 +1,5 @@
 """bgw-control's command line: --help, --version, unknown flags, BGW_* environment variables, the admin
-token file, the loopback-only rule without a token, Kubernetes flags not yet available, signals, and the
+token file, the loopback-only rule without a token, Kubernetes flags and their errors, signals, and the
 log format."""
 
 import json
@@ -30,12 +30,28 @@ class CliTest(ControlTestCase):
         rc, _, err = run_control_cli(["--log-format", "xml"])
         self.assertEqual(rc, 2)
 
-    def test_kubernetes_flags_not_available(self):
-        for args in (["--kubeconfig", "/dev/null"], ["--in-cluster"], ["--state-configmap", "ns/name"],
-                     ["--watch-namespace", "ns"]):
-            rc, _, err = run_control_cli(args + ["--admin-listen", "127.0.0.1:1"])
-            self.assertEqual(rc, 1, args)
-            self.assertIn("not available in this build", err)
+    def test_kubernetes_flags(self):
+        rc, _, err = run_control_cli(["--state-configmap", "ns/name", "--admin-listen", "127.0.0.1:1"])
+        self.assertEqual(rc, 1)
+        self.assertIn("not available in this build", err)
+        rc, _, err = run_control_cli(["--kubeconfig", "/dev/null", "--admin-listen", "127.0.0.1:1"])
+        self.assertEqual(rc, 1)
+        self.assertIn("--kubeconfig /dev/null", err)
+        rc, _, err = run_control_cli(["--kubeconfig", "/nonexistent/kubeconfig"])
+        self.assertEqual(rc, 1)
+        self.assertIn("/nonexistent/kubeconfig", err)
+        rc, _, err = run_control_cli(["--in-cluster"], env={"KUBERNETES_SERVICE_HOST": ""})
+        self.assertEqual(rc, 1)
+        self.assertIn("KUBERNETES_SERVICE_HOST", err)
+        rc, _, err = run_control_cli(["--in-cluster", "--kubeconfig", "/dev/null"])
+        self.assertEqual(rc, 1)
+        self.assertIn("mutually exclusive", err)
+        rc, _, err = run_control_cli(["--watch-namespace", "shop"])
+        self.assertEqual(rc, 1)
+        self.assertIn("--watch-namespace needs", err)
+        rc, _, err = run_control_cli(["--watch-namespace", "Not_A_Namespace"])
+        self.assertEqual(rc, 2)
+        self.assertIn("not a namespace name", err)
 
     def test_non_loopback_needs_token(self):
         with tempfile.TemporaryDirectory() as d:

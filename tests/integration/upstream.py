@@ -18,7 +18,8 @@ path, so a route served under any prefix (``/api/echo``, ``/x/status/204``) reac
     .../bytes?n=N[&chunked=1]    streams N bytes of the pattern (see pattern_chunks), Content-Length or chunked
     .../sink                     answers {"length": ..., "sha256": ...} of the request body
     .../close[?silent=1]         answers like /echo, then closes (with "Connection: close" unless silent=1)
-    .../reset[?rst=1]            closes without answering (rst=1: with an RST, SO_LINGER 0)
+    .../reset[?rst=1][&partial=1] closes without answering (rst=1: with an RST, SO_LINGER 0; partial=1:
+                                 after the first bytes of a response head)
     .../respond?status=S&h=Name:Value&...&body=TEXT[&chunked=1]
                                  answers with the given status, extra headers and body
     anything else (/echo, ...)   200 with a JSON of what it received (method, target, headers, body hash)
@@ -34,6 +35,11 @@ The control listener (HTTP, one request per connection) answers:
                    (max_open: most connections open at once since the last /clear; the top-level
                    figures sum the listeners; open_conns: the ids of the connections open now)
     POST /clear    forget the records and set each max_open to the connections open now
+    POST /mode?listener=NAME&route=ROUTE[&count=K][&QUERY...]
+                   make listener NAME serve every request as ROUTE (e.g. status/503, reset, delay with
+                   ms=N) with the extra query parameters, for the next K requests or until changed;
+                   delay_ms=N waits first; without route, back to normal; /clear resets every mode
+                   (a failing upstream on purpose for retry, circuit breaker and outlier tests)
 """
 
 import argparse
@@ -97,6 +103,18 @@ class State:
         self.requests_total = 0
         self.listeners = {}  # name -> {"open", "max_open", "total"}
         self.open_conns = set()
+        self.modes = {}  # listener name -> {"route": "status/503", "query": {...}, "count": K or None}
+
+    def forced(self, name):
+        """The route and query forced on listener name for this request, or None."""
+        m = self.modes.get(name)
+        if m is None:
+            return None
+        if m["count"] is not None:
+            if m["count"] <= 0:
+                return None
+            m["count"] -= 1
+        return m
 
     def _l(self, name):
         return self.listeners.setdefault(name, {"open": 0, "max_open": 0, "total": 0})
@@ -122,6 +140,7 @@ class State:
 
     def clear(self):
         self.records = []
+        self.modes = {}
         for x in self.listeners.values():
             x["max_open"] = x["open"]
 
@@ -284,6 +303,14 @@ class Connection:
 
         path, _, query = target.partition("?")
         q = urllib.parse.parse_qs(query, keep_blank_values=True)
+        forced = STATE.forced(self.name)
+        if forced is not None:
+            path = "/" + forced["route"]
+            q.update(forced["query"])
+            rec["forced"] = forced["route"]
+            delay = q.pop("delay_ms", None)
+            if delay:
+                await asyncio.sleep(int(delay[0]) / 1000.0)
         m = ROUTE_RE.search(path)
         route = m.group(1) if m else "echo"
         close = wants_close(version, headers)
@@ -315,6 +342,9 @@ class Connection:
             await self.writer.drain()
             return False
         if route == "reset":
+            if q.get("partial", ["0"])[0] == "1":  # a few bytes of a head first: not a stale connection
+                self.writer.write(b"HTTP/1.1 20")
+                await self.writer.drain()
             if q.get("rst", ["0"])[0] == "1":
                 sock = self.writer.get_extra_info("socket")
                 if sock is not None:
@@ -397,6 +427,17 @@ async def control_handler(reader, writer):
             obj = STATE.stats()
         elif method == "POST" and target == "/clear":
             STATE.clear()
+            obj = {"ok": True}
+        elif method == "POST" and target.startswith("/mode?"):
+            q = urllib.parse.parse_qs(target.partition("?")[2], keep_blank_values=True)
+            name = q.pop("listener")[0]
+            route = q.pop("route", [None])[0]
+            count = q.pop("count", [None])[0]
+            if route is None:
+                STATE.modes.pop(name, None)
+            else:
+                STATE.modes[name] = {"route": route, "query": q,
+                                     "count": int(count) if count is not None else None}
             obj = {"ok": True}
         else:
             writer.write(build_head(404, [["Content-Length", "0"], ["Connection", "close"]]))

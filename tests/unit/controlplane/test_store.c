@@ -471,7 +471,7 @@ END_TEST
 static int g_calls;
 static char g_version[32];
 
-static void listener(void *arg, const char *version, const json_t *doc)
+static void listener(void *arg, const char *version, json_t *doc)
 {
     (void)arg;
     g_calls++;

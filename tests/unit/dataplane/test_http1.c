@@ -520,8 +520,6 @@ START_TEST(test_byte_by_byte_not_quadratic)
     struct bgw_http_head h;
     const char *why;
     bgw_http1_init(&c, false);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         buf[i] = raw[i];
@@ -532,11 +530,8 @@ START_TEST(test_byte_by_byte_not_quadratic)
             ck_assert_uint_ge(c.scanned + 3, i + 1);
         }
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     ck_assert_int_eq(rc, (int)n);
     ck_assert_uint_eq(h.n_headers, 99);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    ck_assert_msg(ms < 500.0, "byte-by-byte parse took %.1f ms", ms);
     free(buf);
     free(raw);
 }

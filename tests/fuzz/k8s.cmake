@@ -1,0 +1,2 @@
+# Kubernetes: the watch stream splitter.
+bgw_fuzz_target(json_splitter bgw_control)
