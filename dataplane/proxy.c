@@ -869,8 +869,13 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
         res = c->rl_res;
         c->rl_verdict = 0;
     } else {
+        struct bgw_rl_claims cl = {.headers = r->auth_headers, .len = r->auth_headers_len};
+        const struct bgw_config *cfg = r->ws->snap->cfg;
+        for (size_t i = 0; l->cfg->key_kind == BGW_RL_KEY_CLAIM && route->auth && i < cfg->n_auth_policies; i++)
+            if (strcmp(cfg->auth_policies[i].name, route->auth) == 0) cl.policy = &cfg->auth_policies[i];
         struct bgw_rl_request rq = {.client_ip = c->peer, .route = route->name, .header = lookup_header,
-                                    .header_ctx = (void *)h};
+                                    .header_ctx = (void *)h, .claim = cl.policy ? bgw_rl_claim_lookup : NULL,
+                                    .claim_ctx = &cl};
         v = bgw_rl_check(c->w, l, &rq, &res, rate_limit_answer, c, &c->rl_wait);
     }
     if (v == BGW_RL_CONTINUE) return true;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ratelimit_redis.h"
 #include "timer.h"
@@ -304,6 +305,30 @@ const char *bgw_rl_key(const struct bgw_rate_limit *l, const struct bgw_rl_reque
     }
     *len = n;
     return v;
+}
+
+const char *bgw_rl_claim_lookup(void *ctx, const char *name, size_t name_len, size_t *value_len)
+{
+    const struct bgw_rl_claims *cl = ctx;
+    if (!cl || !cl->policy || !cl->headers) return NULL;
+    for (size_t i = 0; i < cl->policy->n_forward_claims; i++) {
+        const char *cn = cl->policy->forward_claim_names[i];
+        if (strlen(cn) != name_len || memcmp(cn, name, name_len) != 0) continue;
+        const char *hn = cl->policy->forward_claim_headers[i];
+        size_t hl = strlen(hn);
+        const char *p = cl->headers, *end = cl->headers + cl->len;
+        while (p < end) {
+            const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+            if (!eol) break;
+            if ((size_t)(eol - p) >= hl + 2 && strncasecmp(p, hn, hl) == 0 && p[hl] == ':' && p[hl + 1] == ' ') {
+                *value_len = (size_t)(eol - p) - hl - 2;
+                return p + hl + 2;
+            }
+            p = eol + 2;
+        }
+        return NULL;
+    }
+    return NULL;
 }
 
 /* ---- headers ---- */

@@ -92,6 +92,17 @@ struct bgw_rl_request {
  * empty key "" (all such requests share one bucket). */
 const char *bgw_rl_key(const struct bgw_rate_limit *l, const struct bgw_rl_request *rq, size_t *len);
 
+/* Claim values for `claim:NAME` keys: the claims a route's auth policy forwards (its forward_claims), as
+ * the header lines "header: value\r\n" of the verified token (jwt_auth.h's verdict). */
+struct bgw_rl_claims {
+    const struct bgw_auth_policy *policy;
+    const char *headers;
+    size_t len;
+};
+/* A bgw_rl_lookup_fn over a struct bgw_rl_claims: the value of claim NAME when the policy forwards it and
+ * the token had it; NULL otherwise. */
+const char *bgw_rl_claim_lookup(void *ctx, const char *name, size_t name_len, size_t *value_len);
+
 /* 64-bit hash of a limit's key (never 0). */
 uint64_t bgw_rl_hash(uint64_t seed, const char *s, size_t n);
 

@@ -191,6 +191,28 @@ class LocalRateLimitTest(harness.ProxyTestCase):
         self.assertEqual(metric(m, "bgw_ratelimit_rejected_total", route="open"), 0)  # present from the start, at 0
 
 
+class ClaimKeyTest(harness.ProxyTestCase):
+    def test_claim_key_from_a_verified_token(self):
+        import jwt_helpers as jh
+        key = jh.OctKey("k1")
+        up = self.start_upstream("a")
+        cfg = {
+            "services": [service("svc", up.addr("a"))],
+            "routes": [route("c", "svc", path_prefix="/", auth="jwt", rate_limit="per-user")],
+            "rate_limits": [limit("per-user", 2, per="minute", key="claim:sub")],
+            "auth_policies": [{"name": "jwt", "issuer": jh.ISSUER, "algorithms": ["HS256"], "jwks": jh.jwks(key),
+                               "forward_claims": {"sub": "x-user-id"}}],
+        }
+        p = self.start_proxy(cfg, workers=2)
+
+        def run(sub):
+            tok = jh.token(key, payload=jh.claims(sub=sub))
+            return [p.request("GET", "/x", headers=jh.bearer(tok)).status for _ in range(3)]
+        self.assertEqual(run("alice"), [200, 200, 429])
+        self.assertEqual(run("bob"), [200, 200, 429], "each subject has its own bucket")
+        self.assertEqual(p.request("GET", "/x").status, 401, "no token: refused before the rate limit")
+
+
 class ReloadTest(harness.ProxyTestCase):
     def test_buckets_survive_reload_and_take_new_numbers(self):
         up = self.start_upstream("a")

@@ -161,6 +161,18 @@ START_TEST(keys_from_ip_route_header_claim)
     rq.claim = NULL;                          /* no verified token: the empty key */
     ck_assert_str_eq(bgw_rl_key(&l, &rq, &n), "");
     ck_assert_uint_eq(n, 0);
+    /* Claims from the verified token's forwarded claim headers. */
+    char *names[] = {"sub", "tenant"}, *hdrs[] = {"x-user-id", "x-tenant"};
+    struct bgw_auth_policy pol = {.forward_claim_names = names, .forward_claim_headers = hdrs, .n_forward_claims = 2};
+    const char fwd[] = "x-user-id: bob\r\nX-Tenant: t-9\r\n";
+    struct bgw_rl_claims cl = {.policy = &pol, .headers = fwd, .len = sizeof fwd - 1};
+    rq.claim = bgw_rl_claim_lookup;
+    rq.claim_ctx = &cl;
+    ck_assert(strncmp(bgw_rl_key(&l, &rq, &n), "bob", n) == 0 && n == 3);
+    l.key_name = "tenant";
+    ck_assert(strncmp(bgw_rl_key(&l, &rq, &n), "t-9", n) == 0 && n == 3);
+    l.key_name = "email";                     /* not forwarded by the policy */
+    ck_assert_str_eq(bgw_rl_key(&l, &rq, &n), "");
     ck_assert_uint_ne(bgw_rl_hash(1, "a", 1), bgw_rl_hash(2, "a", 1));
     ck_assert_uint_ne(bgw_rl_hash(1, "", 0), 0);
 }
