@@ -868,6 +868,7 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
         v = (enum bgw_rl_verdict)c->rl_verdict;
         res = c->rl_res;
         c->rl_verdict = 0;
+        r->start_ns = c->rl_start_ns;
     } else {
         struct bgw_rl_claims cl = {.headers = r->auth_headers, .len = r->auth_headers_len};
         const struct bgw_config *cfg = r->ws->snap->cfg;
@@ -880,6 +881,7 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
     }
     if (v == BGW_RL_CONTINUE) return true;
     if (v == BGW_RL_PENDING) {
+        c->rl_start_ns = r->start_ns;
         r->counted = false;
         bgw_stats_gauge_add(&c->w->stats.in_flight, -1);
         bgw_wsnap_release(c->w, r->ws);
