@@ -3,7 +3,8 @@ the 429 headers and metric, buckets kept across a config reload, a global limit 
 real redis-server, and fail-open while Redis is down.
 
 Accuracy is measured as admitted requests against burst + rate x elapsed time, with clients sending far
-faster than the limit."""
+faster than the limit. The bursts hold half a second of tokens or more, so that a client pause on a busy
+machine (when a full bucket would drop tokens) does not count against the proxy."""
 
 import os
 import shutil
@@ -134,7 +135,7 @@ class LocalRateLimitTest(harness.ProxyTestCase):
                 route("open", "svc", path_prefix="/open"),
             ],
             "rate_limits": [
-                limit("acc", 200, burst=20),
+                limit("acc", 200, burst=100),
                 limit("per-ip", 3, per="minute"),
                 limit("per-key", 2, per="minute", key="header:x-api-key"),
                 limit("per-route", 2, per="hour", key="route"),
@@ -144,7 +145,7 @@ class LocalRateLimitTest(harness.ProxyTestCase):
 
     def test_local_limit_is_per_proxy_and_accurate(self):
         ok, limited, elapsed = hammer([self.proxy.port], "/acc", 3.0, threads=4)
-        expected = 20 + 200 * elapsed
+        expected = 100 + 200 * elapsed
         self.assertGreater(limited, 0, "the clients must send faster than the limit")
         self.assertLess(abs(ok - expected), 0.05 * expected,
                         "admitted %d in %.2fs, expected %.0f (+-5%%)" % (ok, elapsed, expected))
@@ -249,11 +250,11 @@ class GlobalRateLimitTest(harness.ProxyTestCase):
         cfg = {
             "services": [service("svc", self.up.addr("a"))],
             "routes": [route("g", "svc", path_prefix="/", rate_limit="glob")],
-            "rate_limits": [limit("glob", 100, burst=10, key="route", scope="global")],
+            "rate_limits": [limit("glob", 100, burst=50, key="route", scope="global")],
         }
         ps = self.proxies(cfg, 3)
         ok, limited, elapsed = hammer([p.port for p in ps], "/g", 10.0, threads=2)
-        expected = 10 + 100 * elapsed
+        expected = 50 + 100 * elapsed
         self.assertGreater(limited, 0)
         self.assertLess(abs(ok - expected), 0.05 * expected,
                         "admitted %d in %.2fs across 3 proxies, expected %.0f (+-5%%)" % (ok, elapsed, expected))
