@@ -8,6 +8,7 @@ machine (when a full bucket would drop tokens) does not count against the proxy.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -274,6 +275,28 @@ class GlobalRateLimitTest(harness.ProxyTestCase):
         self.assertGreater(limited, 0)
         self.assertLess(abs(ok - expected), 0.05 * expected,
                         "admitted %d in %.2fs across 3 proxies, expected %.0f (+-5%%)" % (ok, elapsed, expected))
+
+    def test_redis_not_answering_fails_open_after_the_deadline(self):
+        cfg = {
+            "services": [service("svc", self.up.addr("a"))],
+            "routes": [route("g", "svc", path_prefix="/", rate_limit="glob")],
+            "rate_limits": [limit("glob", 1, per="hour", burst=1, key="route", scope="global")],
+        }
+        p, = self.proxies(cfg, 1)
+        self.assertEqual([p.request("GET", "/x").status for _ in range(2)], [200, 429])
+        self.redis.proc.send_signal(signal.SIGSTOP)       # connected, but silent
+        try:
+            t0 = time.monotonic()
+            statuses = [p.request("GET", "/x").status for _ in range(3)]
+            took = time.monotonic() - t0
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(statuses, [200, 200, 200], "admitted once the answer is late")
+        self.assertGreaterEqual(took, 0.6, "each waited for the 250 ms deadline")
+        self.assertLess(took, 5.0)
+        self.assertGreaterEqual(metric(p.metrics(), "bgw_ratelimit_redis_errors_total"), 3)
+        # The late answers arrive and are dropped; the bucket is still empty (the late calls took nothing).
+        wait_until(lambda: p.request("GET", "/x").status == 429, message="limited again after SIGCONT")
 
     def test_redis_down_fails_open_then_limits_again(self):
         cfg = {
