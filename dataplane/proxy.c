@@ -879,7 +879,10 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
                                     .claim_ctx = &cl};
         v = bgw_rl_check(c->w, l, &rq, &res, rate_limit_answer, c, &c->rl_wait);
     }
-    if (v == BGW_RL_CONTINUE) return true;
+    if (v == BGW_RL_CONTINUE) {      /* the response carries RateLimit-Limit, -Remaining, -Reset */
+        r->rl_headers_len = (uint8_t)bgw_rl_format_headers(&res, r->rl_headers, sizeof r->rl_headers);
+        return true;
+    }
     if (v == BGW_RL_PENDING) {
         c->rl_start_ns = r->start_ns;
         r->counted = false;
@@ -1343,7 +1346,8 @@ static int response_body_piece(void *ctx, const char *data, size_t len)
 static int build_response_head(struct bgw_client *c, const struct bgw_http_head *h)
 {
     struct bgw_request *r = &c->req;
-    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256 + bgw_cors_response_headers_max(&r->cors)) < 0)
+    if (out_reserve(&c->out, &c->w->bufs,
+                    h->head_len + 256 + bgw_cors_response_headers_max(&r->cors) + r->rl_headers_len) < 0)
         return -1;
     struct bgw_iobuf *o = &c->out;
     PUT_LIT(o, "HTTP/1.1 ");
@@ -1356,6 +1360,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
         const struct bgw_http_header *x = &h->headers[i];
         if (x->hop) continue;
         if (r->cors.policy && bgw_cors_owns_header(x->name, x->name_len)) continue;   /* the proxy's own */
+        if (r->rl_headers_len && x->name_len > 10 && strncasecmp(x->name, "ratelimit-", 10) == 0) continue;
         if (x->id == BGW_HDR_X_REQUEST_ID) has_id = true;
         out_put(o, x->name, x->name_len);
         PUT_LIT(o, ": ");
@@ -1368,6 +1373,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
         PUT_LIT(o, "\r\n");
     }
     put_policy_headers(o, r);
+    out_put(o, r->rl_headers, r->rl_headers_len);
     if (h->has_body) {
         if (h->has_content_length) {
             PUT_LIT(o, "Content-Length: ");

@@ -167,6 +167,17 @@ class LocalRateLimitTest(harness.ProxyTestCase):
         self.assertEqual(run("beta"), [200, 200, 429])
         self.assertEqual(run(None), [200, 200, 429], "requests without the header share one bucket")
 
+    def test_admitted_responses_carry_ratelimit_headers(self):
+        with conn_from(self.proxy.port, "127.0.0.10") as c:
+            rs = [c.request("GET", "/ip") for _ in range(3)]
+            opened = c.request("GET", "/open")
+        self.assertEqual([r.status for r in rs], [200, 200, 200])
+        self.assertEqual([r.header("ratelimit-limit") for r in rs], ["3", "3", "3"])
+        self.assertEqual([r.header("ratelimit-remaining") for r in rs], ["2", "1", "0"])
+        self.assertEqual([r.header("ratelimit-reset") for r in rs], ["20", "40", "60"])
+        self.assertFalse(any(r.has("retry-after") for r in rs))
+        self.assertFalse(opened.has("ratelimit-limit"), "a route without a limit has no RateLimit headers")
+
     def test_route_key(self):
         self.assertEqual([self.proxy.request("GET", "/r1").status for _ in range(3)], [200, 200, 429])
         self.assertEqual([self.proxy.request("GET", "/r2").status for _ in range(3)], [200, 200, 429])
