@@ -31,7 +31,7 @@
 
 #define KNOWN_SLOTS 1024          /* keys whose last answer a worker remembers */
 #define KNOWN_FRESH_MS 1000       /* how long an answer may be used to admit ahead of Redis */
-#define EARLY_FLUSH_MS 5          /* requests admitted ahead are sent to Redis within this time */
+#define EARLY_FLUSH_MS 20         /* requests admitted ahead are sent to Redis within this time */
 #define EARLY_SHARE 16            /* a worker admits ahead at most 1/16 of the tokens Redis said were left */
 
 struct rl_batch;
