@@ -8,12 +8,13 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
         libcurl4-openssl-dev libyaml-dev libjwt-dev libssl-dev \
         protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libgrpc-dev python3-grpcio python3-protobuf \
         python3 python3-cryptography python3-kubernetes openssl curl procps nginx-light haproxy wrk prometheus \
-        libhiredis-dev redis-server
+        libhiredis-dev redis-server \
+        golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev python3-yaml python3-jsonschema
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench clean helm-files
 
 deps:
 	@missing=""; for p in $(DEPS); do \
@@ -43,6 +44,16 @@ test: build
 
 bench: build
 	tests/bench/run.sh
+
+# The chart packages its own copies of the Grafana dashboards and Prometheus alert rules (helm package does
+# not follow links out of the chart): copy deploy/grafana/*.json and deploy/prometheus/*.yml (not the promtool
+# tests, *.test.yml) into it. The chart test fails while the two differ.
+CHART_FILES := deploy/helm/baribhara-gateway/files
+helm-files:
+	rm -f $(CHART_FILES)/grafana/*.json $(CHART_FILES)/prometheus/*.yml
+	mkdir -p $(CHART_FILES)/grafana $(CHART_FILES)/prometheus
+	cp deploy/grafana/*.json $(CHART_FILES)/grafana/
+	for f in deploy/prometheus/*.yml; do case $$f in *.test.yml) ;; *) cp $$f $(CHART_FILES)/prometheus/ ;; esac; done
 
 clean:
 	rm -rf build build-asan build-fuzz

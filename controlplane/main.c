@@ -1,6 +1,7 @@
 /*
  * main.c - bgw-control, the control-plane daemon: flags, the durable store (state directory, bootstrap),
- * the config stream server every accepted change is published to, the admin REST API, and signals
+ * the snapshot builder and the health checker feeding it, the config stream server every resolved document
+ * is published to, the admin REST API, and signals
  * (SIGTERM / SIGINT stop it cleanly, exit 0).
  */
 #include <ctype.h>
@@ -12,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin_api.h"
 #include "admin_http.h"
 #include "cli.h"
 #include "fileio.h"
+#include "health_check.h"
 #include "k8s_watch.h"
 #include "log.h"
 #include "store.h"
@@ -180,6 +183,15 @@ static void publish(void *arg, const char *version, const json_t *doc)
         bgw_log_info("config version %s published", version);
 }
 
+/* Every health-check result goes to the builder, which keeps last_check / last_error for the endpoints view
+ * and rebuilds (and pushes) only when an endpoint's `healthy` changes. */
+static void health_report(void *arg, const char *service, const char *address, bool healthy,
+                          int64_t last_check_ms, const char *last_error, bool transition)
+{
+    (void)transition;
+    bgw_builder_set_health(arg, service, address, healthy, last_check_ms, last_error);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {
@@ -298,6 +310,19 @@ int main(int argc, char **argv)
         bgw_k8s_conn_free(&kcfg.conn);
         return 1;
     }
+    struct bgw_health_options hopts = {.report = health_report, .report_arg = builder,
+                                       .seed = (unsigned)getpid()};
+    struct bgw_health *health = bgw_health_new(&hopts);
+    if (!health || bgw_health_start(health, err, sizeof err) < 0) {
+        bgw_log_error("%s", health ? err : "out of memory");
+        bgw_health_free(health);
+        bgw_builder_free(builder);
+        bgw_xds_server_stop(xds);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_builder_add_watcher(builder, bgw_health_update, health);
     struct bgw_k8s_watcher *k8s = NULL;
     if (o.kubeconfig || o.in_cluster) {
         kcfg.changed = k8s_changed;
@@ -307,7 +332,9 @@ int main(int argc, char **argv)
         if (!k8s) {
             bgw_log_error("%s", err);
             free(server);
+            bgw_health_stop(health);
             bgw_builder_free(builder);
+            bgw_health_free(health);
             bgw_xds_server_stop(xds);
             bgw_store_close(store);
             free(token);
@@ -332,8 +359,10 @@ int main(int argc, char **argv)
         bgw_log_error("%s", api ? err : "out of memory");
         bgw_admin_api_free(api);
         bgw_store_set_listener(store, NULL, NULL);
+        bgw_health_stop(health);
         bgw_k8s_watcher_stop(k8s);
         bgw_builder_free(builder);
+        bgw_health_free(health);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
         free(token);
@@ -355,8 +384,10 @@ int main(int argc, char **argv)
     bgw_admin_http_stop(http);
     bgw_admin_api_free(api);
     bgw_store_set_listener(store, NULL, NULL);
+    bgw_health_stop(health);        /* no more reports to the builder */
     bgw_k8s_watcher_stop(k8s);
-    bgw_builder_free(builder);
+    bgw_builder_free(builder);      /* no more watcher calls into the checker */
+    bgw_health_free(health);
     bgw_xds_server_stop(xds);
     bgw_store_close(store);
     free(token);

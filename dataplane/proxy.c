@@ -463,6 +463,8 @@ static void respond_local(struct bgw_client *c, unsigned status, const char *cod
     PUT_LIT(o, "\r\n");
     if (status == 429) out_put(o, r->rl_headers, r->rl_headers_len);
     put_policy_headers(o, r);
+    if (r->overloaded) PUT_LIT(o, "X-Bgw-Overloaded: true\r\n");
+    r->overloaded = false;
     PUT_LIT(o, "\r\n");
     if (!r->head_method) out_put(o, body, (size_t)blen);
     r->status = (uint16_t)status;
@@ -585,8 +587,9 @@ static const struct bgw_service *req_service_cfg(const struct bgw_request *r)
     return r->ws->snap->services[r->service].cfg;
 }
 
-/* Take one unit of kind in the service's breaker, limited when the service configures one. Answers 503
- * and returns false when it is full (answer false: the caller decides). */
+/* Take one unit of kind in the service's breaker, limited when the service configures one; false when it
+ * is full (the caller answers). bgw_circuit_breaker_open follows the limits that refuse requests
+ * (max_requests, max_pending_requests), not max_retries, whose overflow only skips a retry. */
 static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
 {
     struct bgw_request *r = &c->req;
@@ -597,7 +600,7 @@ static bool cb_take(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
         return true;
     }
     struct bgw_cb_result res = bgw_cb_acquire(cb, kind, limit);
-    if (res.opened) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
+    if (res.opened && kind != BGW_CB_RETRIES) bgw_stats_circuit(&c->w->stats, cfg->name, 1);
     return res.granted;
 }
 
@@ -605,7 +608,8 @@ static void cb_give(struct bgw_client *c, enum bgw_cb_kind kind, uint32_t limit)
 {
     struct bgw_request *r = &c->req;
     const struct bgw_service *cfg = req_service_cfg(r);
-    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX))
+    if (bgw_cb_release(r->ws->svc[r->service]->cb, kind, cfg->has_circuit_breaker ? limit : UINT32_MAX) &&
+        kind != BGW_CB_RETRIES)
         bgw_stats_circuit(&c->w->stats, cfg->name, -1);
 }
 
@@ -613,6 +617,7 @@ static void respond_overloaded(struct bgw_client *c, const char *what)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "circuit breaker open: %s reached", what);
+    c->req.overloaded = true;
     respond_local(c, 503, "overloaded", msg, !c->req.body_done);
 }
 
@@ -830,7 +835,10 @@ static bool replay_keep(struct bgw_client *c)
 {
     struct bgw_request *r = &c->req;
     if (r->replay_lost) return false;
-    if (c->upout.w >= BGW_RETRY_REPLAY_MAX) {
+    /* A method that is not idempotent is retried only when it never reached an upstream: its body, once
+     * sent, is not kept. */
+    const char *m = bgw_stats_method_names[r->method];
+    if (c->upout.w >= BGW_RETRY_REPLAY_MAX || !bgw_retry_idempotent(m, strlen(m))) {
         r->replay_lost = true;
         return false;
     }

@@ -62,6 +62,7 @@ struct bgw_request {
     bool pending;                    /* counted in the service's pending requests (waiting queue) */
     bool backing_off;                /* try_timer is the wait before the next try */
     bool replay_lost;                /* request bytes were dropped from upout: no further try */
+    bool overloaded;                 /* answered 503 by a circuit breaker (X-Bgw-Overloaded) */
     struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
     const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
     uint32_t auth_headers_len;

@@ -159,7 +159,7 @@ void bgw_upstream_release(struct bgw_upconn *u, bool reusable)
     struct bgw_worker *w = u->w;
     struct bgw_svc_rt *svc = u->svc;
     u->client = NULL;
-    if (u->pool->n_active) u->pool->n_active--;
+    /* n_active counts requests, not connections: the request's end (proxy.c) gives it back. */
     if (!reusable || !u->pool->present || w->draining || bgw_iobuf_len(&u->in) != 0) {
         bgw_upstream_close(u);
         /* A slot freed: a waiting request may open a new connection. */

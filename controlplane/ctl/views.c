@@ -302,14 +302,14 @@ static void endpoint_row(struct bgw__cells *c, const json_t *o)
     const json_t *healthy = json_object_get(o, "healthy");
 
     put_field(c, 0, o, "address");
-    if (json_is_boolean(healthy)) put(c, 1, json_is_true(healthy) ? "yes" : "no");
-    else put_value(c, 1, healthy);
-    put_value(c, 2, first_of(o, source));
+    put_value(c, 1, first_of(o, source));
+    if (json_is_boolean(healthy)) put(c, 2, json_is_true(healthy) ? "yes" : "no");
+    else put_value(c, 2, healthy);
     put_time(c, 3, first_of(o, check));
 }
 
 int bgw_view_endpoints(const json_t *items, struct bgw_table *t)
 {
-    static const char *const h[] = {"ADDRESS", "HEALTHY", "SOURCE", "LAST CHECK"};
+    static const char *const h[] = {"ADDRESS", "SOURCE", "HEALTHY", "LAST CHECK"};
     return fill(t, 4, h, items, endpoint_row);
 }

@@ -516,7 +516,7 @@ class StatusEndpointsVersionTest(CtlTestCase):
     def test_endpoints(self):
         self.apply_doc(CONTRACT_DOC)
         cols, rows = parse_table(self.ctl_ok("endpoints", "orders"))
-        self.assertEqual(cols, ["ADDRESS", "HEALTHY", "SOURCE", "LAST CHECK"])
+        self.assertEqual(cols, ["ADDRESS", "SOURCE", "HEALTHY", "LAST CHECK"])
         self.assertEqual([r["ADDRESS"] for r in rows], ["127.0.0.1:9001", "127.0.0.1:9002"])
         self.assertEqual({r["HEALTHY"] for r in rows}, {"yes"})
         st, api = self.cp.request("GET", "/v1/services/orders/endpoints")

@@ -185,10 +185,10 @@ class RetryTest(harness.ProxyTestCase):
         self.assertEqual(r.json(), {"length": len(body), "sha256": sha256(body)})
 
     def test_budget_caps_retries(self):
-        # 20 requests at once, each first try fails after 400 ms: at most max(3, 20% of 20) = 4 of them may
+        # 20 requests at once, each try fails after 800 ms: at most max(3, 20% of 20) = 4 of them may
         # retry at a time, instead of all 20 (3 times each).
         before = self.retries("r-budget")
-        self.up.set_mode("a", "status/503", delay_ms=400)
+        self.up.set_mode("a", "status/503", delay_ms=800)
         n = 20
         results = [None] * n
         barrier = threading.Barrier(n)

@@ -162,9 +162,9 @@ START_TEST(test_view_dataplanes_and_endpoints)
               " {\"address\": \"10.0.0.2:80\", \"healthy\": false, \"source\": \"kubernetes\", \"last_check\": \"2026-01-01T00:00:01Z\"}]");
     ck_assert_int_eq(bgw_view_endpoints(v, &t), 0);
     ck_assert_str_eq(render(&t),
-                     "ADDRESS       HEALTHY   SOURCE       LAST CHECK\n"
-                     "10.0.0.1:80   yes       static       -\n"
-                     "10.0.0.2:80   no        kubernetes   2026-01-01T00:00:01Z\n");
+                     "ADDRESS       SOURCE       HEALTHY   LAST CHECK\n"
+                     "10.0.0.1:80   static       yes       -\n"
+                     "10.0.0.2:80   kubernetes   no        2026-01-01T00:00:01Z\n");
     json_decref(v);
 }
 END_TEST
