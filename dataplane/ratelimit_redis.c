@@ -315,7 +315,7 @@ static void batch_answer(struct rl_batch *b, redisReply *rep)
     if (ok) {
         e->remaining = (uint64_t)remaining;
         e->updated_ms = b->r->w->now_ms;
-    } else {
+    } else if (e->hash == b->hash) {
         e->updated_ms = 0;        /* no admitting ahead until Redis answers again */
     }
     admitted -= b->n_early;       /* the early ones had theirs */
