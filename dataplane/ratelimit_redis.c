@@ -356,7 +356,6 @@ static void on_timeout(struct bgw_timer *t)
     finish(x, &res);      /* the batch's answer, if it ever comes, only frees x */
 }
 
-/* Send this loop turn's batches. */
 /* Send the open batches: all of them (force), or those with a waiting request or older than
  * EARLY_FLUSH_MS (requests admitted ahead are debited in Redis at most that much later). */
 static void flush(struct bgw_worker *w, bool force)
@@ -390,7 +389,9 @@ static void flush(struct bgw_worker *w, bool force)
         }
         if (rc != REDIS_OK) batch_answer(b, NULL);   /* fail open at once */
     }
-    if (n && r->ac && r->connected) redisAsyncHandleWrite(r->ac);   /* out now, not after another epoll turn */
+    /* Out now, not after another epoll turn; a forced flush may run inside a hiredis callback: it leaves the
+     * writing to the loop. */
+    if (n && !force && r->ac && r->connected) redisAsyncHandleWrite(r->ac);
 }
 
 void bgw_rlredis_flush(struct bgw_worker *w)
