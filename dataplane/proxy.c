@@ -421,7 +421,8 @@ static void client_flush(struct bgw_client *c)
     }
     if (c->out.base && c->state != BGW_C_PROXY) bgw_iobuf_put(&c->out, &c->w->bufs);
     else c->out.r = c->out.w = 0;
-    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY)) linger(c);
+    if (c->state == BGW_C_CLOSING || (c->close_after && c->state != BGW_C_PROXY && c->state != BGW_C_RLWAIT))
+        linger(c);
 }
 
 /* Response headers of the route's policies (CORS, WWW-Authenticate); room reserved by the caller. */
@@ -856,6 +857,7 @@ static void rate_limit_answer(void *owner, enum bgw_rl_verdict v, const struct b
 {
     struct bgw_client *c = owner;
     c->rl_wait = NULL;
+    if (c->state != BGW_C_RLWAIT) return;
     c->rl_verdict = (uint8_t)v;
     c->rl_res = *res;
     c->state = BGW_C_HEAD;
@@ -887,14 +889,19 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
         v = (enum bgw_rl_verdict)c->rl_verdict;
         res = c->rl_res;
         c->rl_verdict = 0;
+        r->start_ns = c->rl_start_ns;
     } else {
         struct bgw_rl_request rq = {.client_ip = c->peer, .route = route->name, .header = lookup_header,
                                     .header_ctx = (void *)h, .claim = r->auth_claims_len ? lookup_claim : NULL,
                                     .claim_ctx = r};
         v = bgw_rl_check(c->w, l, &rq, &res, rate_limit_answer, c, &c->rl_wait);
     }
-    if (v == BGW_RL_CONTINUE) return true;
+    if (v == BGW_RL_CONTINUE) {      /* the response carries RateLimit-Limit, -Remaining, -Reset */
+        r->rl_headers_len = (uint8_t)bgw_rl_format_headers(&res, r->rl_headers, sizeof r->rl_headers);
+        return true;
+    }
     if (v == BGW_RL_PENDING) {
+        c->rl_start_ns = r->start_ns;
         r->counted = false;
         bgw_stats_gauge_add(&c->w->stats.in_flight, -1);
         bgw_wsnap_release(c->w, r->ws);
@@ -1358,7 +1365,8 @@ static int response_body_piece(void *ctx, const char *data, size_t len)
 static int build_response_head(struct bgw_client *c, const struct bgw_http_head *h)
 {
     struct bgw_request *r = &c->req;
-    if (out_reserve(&c->out, &c->w->bufs, h->head_len + 256 + bgw_cors_response_headers_max(&r->cors)) < 0)
+    if (out_reserve(&c->out, &c->w->bufs,
+                    h->head_len + 256 + bgw_cors_response_headers_max(&r->cors) + r->rl_headers_len) < 0)
         return -1;
     struct bgw_iobuf *o = &c->out;
     PUT_LIT(o, "HTTP/1.1 ");
@@ -1371,6 +1379,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
         const struct bgw_http_header *x = &h->headers[i];
         if (x->hop) continue;
         if (r->cors.policy && bgw_cors_owns_header(x->name, x->name_len)) continue;   /* the proxy's own */
+        if (r->rl_headers_len && x->name_len > 10 && strncasecmp(x->name, "ratelimit-", 10) == 0) continue;
         if (x->id == BGW_HDR_X_REQUEST_ID) has_id = true;
         out_put(o, x->name, x->name_len);
         PUT_LIT(o, ": ");
@@ -1383,6 +1392,7 @@ static int build_response_head(struct bgw_client *c, const struct bgw_http_head 
         PUT_LIT(o, "\r\n");
     }
     put_policy_headers(o, r);
+    out_put(o, r->rl_headers, r->rl_headers_len);
     if (h->has_body) {
         if (h->has_content_length) {
             PUT_LIT(o, "Content-Length: ");

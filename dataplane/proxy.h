@@ -101,6 +101,7 @@ struct bgw_client {
     struct bgw_request req;
     struct bgw_rl_wait *rl_wait;     /* a pending global rate-limit answer (state BGW_C_RLWAIT) */
     uint8_t rl_verdict;              /* 0, or the answer to use when the waiting head is parsed again */
+    uint64_t rl_start_ns;            /* when the waiting request started (its duration includes the wait) */
     struct bgw_rl_result rl_res;
     char peer[INET6_ADDRSTRLEN];
 };

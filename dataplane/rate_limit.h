@@ -92,6 +92,7 @@ struct bgw_rl_request {
  * empty key "" (all such requests share one bucket). */
 const char *bgw_rl_key(const struct bgw_rate_limit *l, const struct bgw_rl_request *rq, size_t *len);
 
+
 /* 64-bit hash of a limit's key (never 0). */
 uint64_t bgw_rl_hash(uint64_t seed, const char *s, size_t n);
 

@@ -203,6 +203,7 @@ static void *worker_main(void *arg)
             }
         }
         bgw_timers_run(&w->timers, w->now_ms);
+        if (w->rlredis) bgw_rlredis_flush(w);
         bgw_proxy_reap(w);
         bgw_upstream_reap(w);
     }

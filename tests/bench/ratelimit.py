@@ -70,21 +70,29 @@ def main():
         for rnd in range(args.rounds):
             for r in ROUTES:
                 run.run_wrk(args, port, "/" + r, args.conns, args.warmup)
+                t0 = (run.cpu_ticks([proxy.pid]), run.cpu_ticks([redis.pid]))
                 res, _ = run.run_wrk(args, port, "/" + r, args.conns, args.duration)
+                t1 = (run.cpu_ticks([proxy.pid]), run.cpu_ticks([redis.pid]))
+                res["proxy_cpu_us"] = (t1[0] - t0[0]) * 1e6 / run.CLK_TCK / res["requests"]
+                res["redis_cpu_us"] = (t1[1] - t0[1]) * 1e6 / run.CLK_TCK / res["requests"]
                 if res["non2xx"] or res["socket_errors"]:
                     raise RuntimeError("/%s: %d non-2xx, socket errors %r" % (r, res["non2xx"], res["socket_errors"]))
                 results[r].append(res)
-                run.log("round %d /%s: %.0f req/s p99 %.2f ms" % (rnd + 1, r, res["rps"], res["p99_ms"]))
+                run.log("round %d /%s: %.0f req/s p99 %.2f ms, CPU us/request: proxy %.1f redis %.1f"
+                        % (rnd + 1, r, res["rps"], res["p99_ms"], res["proxy_cpu_us"], res["redis_cpu_us"]))
         _, body = run.http_get(admin, "/metrics")
         errors = [ln for ln in body.decode().splitlines() if ln.startswith("bgw_ratelimit_redis_errors_total")]
         summary = {}
         base = statistics.median(x["rps"] for x in results["open"])
-        print("%-8s %12s %9s %8s" % ("route", "req/s", "p99 ms", "ratio"))
+        print("%-8s %12s %9s %8s %14s %14s" % ("route", "req/s", "p99 ms", "ratio", "proxy us/req", "redis us/req"))
         for r in ROUTES:
             rps = statistics.median(x["rps"] for x in results[r])
             p99 = statistics.median(x["p99_ms"] for x in results[r])
-            summary[r] = {"rps": rps, "p99_ms": p99, "ratio": rps / base, "runs": results[r]}
-            print("%-8s %12.0f %9.2f %8.3f" % (r, rps, p99, rps / base))
+            pcpu = statistics.median(x["proxy_cpu_us"] for x in results[r])
+            rcpu = statistics.median(x["redis_cpu_us"] for x in results[r])
+            summary[r] = {"rps": rps, "p99_ms": p99, "ratio": rps / base, "proxy_cpu_us": pcpu, "redis_cpu_us": rcpu,
+                          "runs": results[r]}
+            print("%-8s %12.0f %9.2f %8.3f %14.2f %14.2f" % (r, rps, p99, rps / base, pcpu, rcpu))
         print(" ".join(errors))
         if args.json:
             with open(args.json, "w") as f:
