@@ -1,7 +1,9 @@
 /* snapshot.c - compile, reference-count and publish config snapshots (see snapshot.h). */
 #include "snapshot.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,24 @@ static void snapshot_free(struct bgw_snapshot *s)
 static int resolve(const struct bgw_endpoint *ep, struct bgw_snap_endpoint *out, char *err, size_t errlen,
                    const char *svc, size_t idx)
 {
+    out->address = ep->address;
+    out->healthy = ep->healthy;
+    /* Numeric addresses (all of them, from Kubernetes) need no resolver: a config has thousands. */
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->addr;
+    memset(&out->addr, 0, sizeof out->addr);
+    if (inet_pton(AF_INET, ep->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)ep->port);
+        out->addrlen = sizeof *v4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ep->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)ep->port);
+        out->addrlen = sizeof *v6;
+        return 0;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -67,8 +87,6 @@ static int resolve(const struct bgw_endpoint *ep, struct bgw_snap_endpoint *out,
     }
     memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
     out->addrlen = res->ai_addrlen;
-    out->address = ep->address;
-    out->healthy = ep->healthy;
     freeaddrinfo(res);
     return 0;
 }

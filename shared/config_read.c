@@ -15,36 +15,40 @@
 
 /* ---- field path ---- */
 
-static void path_append(struct bgw__cfg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void path_append(struct bgw__cfg_ctx *c, const char *fmt, ...)
+/* Append n bytes of s to the path (truncated at its capacity). Every field read goes through here, so no
+ * printf: a large document has tens of thousands of fields. */
+static void path_put(struct bgw__cfg_ctx *c, const char *s, size_t n)
 {
-    size_t room = sizeof(c->path) - c->plen;
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(c->path + c->plen, room, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        c->path[c->plen] = '\0';
-    else
-        c->plen = (size_t)n < room ? c->plen + (size_t)n : sizeof(c->path) - 1;
+    size_t room = sizeof(c->path) - 1 - c->plen;
+    if (n > room)
+        n = room;
+    memcpy(c->path + c->plen, s, n);
+    c->plen += n;
+    c->path[c->plen] = '\0';
 }
 
 size_t bgw__path_field(struct bgw__cfg_ctx *c, const char *field)
 {
     size_t mark = c->plen;
 
-    path_append(c, c->plen ? ".%s" : "%s", field);
+    if (c->plen)
+        path_put(c, ".", 1);
+    path_put(c, field, strlen(field));
     return mark;
 }
 
 size_t bgw__path_index(struct bgw__cfg_ctx *c, size_t i)
 {
     size_t mark = c->plen;
+    char buf[24];
+    size_t n = sizeof buf;
 
-    path_append(c, "[%zu]", i);
+    buf[--n] = ']';
+    do
+        buf[--n] = (char)('0' + i % 10);
+    while ((i /= 10) != 0);
+    buf[--n] = '[';
+    path_put(c, buf + n, sizeof buf - n);
     return mark;
 }
 
