@@ -404,7 +404,8 @@ int main(int argc, char **argv)
         return 1;
     }
     bgw_log_info("serving state %s%s (version %llu); admin API on %s (port %d)%s; config stream on %s%s",
-                 o.state_configmap ? "in ConfigMap " : "", o.state_configmap ? o.state_configmap : o.state_dir, (unsigned long long)bgw_store_version(store), o.admin_listen,
+                 o.state_configmap ? "in ConfigMap " : "", o.state_configmap ? o.state_configmap : o.state_dir,
+                 (unsigned long long)bgw_store_version(store), o.admin_listen,
                  bgw_admin_http_port(http),
                  token ? " (bearer token required)" : "", o.xds_listen,
                  o.xds_client_ca ? " (mTLS)" : o.xds_cert ? " (TLS)" : "");

@@ -183,8 +183,8 @@ static int http_fail(struct bgw_store_configmap *c, const char *verb, long statu
 
     err->status = BGW_STORE_IO;
     err->field[0] = '\0';
-    snprintf(err->message, sizeof err->message, "%.200s: %s: the API server answered %ld%s%.200s", c->what, verb, status,
-             m ? ": " : "", m ? m : "");
+    snprintf(err->message, sizeof err->message, "%.200s: %s: the API server answered %ld%s%.200s", c->what, verb,
+             status, m ? ": " : "", m ? m : "");
     return -1;
 }
 

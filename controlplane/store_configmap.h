@@ -27,8 +27,8 @@
 struct bgw_store_configmap;
 
 /* A backend for the ConfigMap ns_name ("NAMESPACE/NAME") reached through conn (taken over: freed with the
- * backend, also on failure; the caller neither uses nor frees *conn afterwards). Fills *out (its close frees the backend). Returns 0, or -1 with err naming
- * the flag's problem. */
+ * backend, also on failure; the caller neither uses nor frees *conn afterwards). Fills *out (its close frees
+ * the backend). Returns 0, or -1 with err naming the flag's problem. */
 int bgw_store_configmap_new(struct bgw_k8s_conn *conn, const char *ns_name, struct bgw_store_backend *out,
                             char *err, size_t errlen);
 
