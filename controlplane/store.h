@@ -3,8 +3,8 @@
  * API, each with a revision, and a config version that increases with every change.
  *
  * Every change is checked as the whole document it would produce (bgw_config_from_json, references
- * included) and written to the state directory (temp file, fsync, rename, fsync of the directory) before
- * the call returns; a rejected change leaves the store exactly as it was. The revision of an object is the
+ * included) and written to the state directory (temp file, fsync, rename, fsync of the directory), or
+ * saved by the store's backend (bgw_store_open_backend: a ConfigMap), before the call returns; a rejected change leaves the store exactly as it was. The revision of an object is the
  * value of the store-wide version counter at its last change. A change that leaves every object as it was
  * is accepted without a new version.
  *

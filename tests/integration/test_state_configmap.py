@@ -2,8 +2,8 @@
 API simulator (tests/k8s/k8s_sim.py), each with a managed bgw-proxy. A change through either replica's
 admin API reaches both proxies; concurrent conflicting writes are retried or refused (412/409), never lost;
 a restarted replica loads the ConfigMap; an API server failing for a while makes writes fail with a 5xx and
-changes nothing; an invalid state written from outside is ignored; a state over the ConfigMap limit is
-refused with 413."""
+changes nothing; a deleted ConfigMap is created again by the next change; an invalid state written from
+outside is ignored; a state over the ConfigMap limit is refused with 413."""
 
 import json
 import os
@@ -190,6 +190,17 @@ class ConfigMapStore(unittest.TestCase):
         r = a.put("routes", route("after-outage", "orders", "/o"))
         self.assertEqual(r.status, 201, r)
         self.wait_everywhere(["boot", "after-outage"], absent=["during-outage"])
+
+    def test_deleted_configmap_created_again_by_the_next_change(self):
+        a, b = self.cps
+        self.assertTrue(self.sim.delete("configmaps", NS, NAME))
+        for cp in self.cps:
+            wait_until(lambda: "was deleted" in cp.stderr_text(), 10.0, 0.05, "deletion logged")
+        self.wait_everywhere(["boot"])                          # memory and proxies keep the state
+        r = b.put("routes", route("after-delete", "orders", "/d"))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(sorted(self.stored_routes()), ["after-delete", "boot"])
+        self.wait_everywhere(["boot", "after-delete"])
 
     def test_invalid_state_from_outside_is_ignored(self):
         a, b = self.cps
