@@ -295,6 +295,9 @@ static int cm_save(void *impl, const char *text, char token[BGW_STORE_TOKEN_MAX]
     }
     if ((status != 200 && status != 201) || !object_rv(resp)) {
         http_fail(c, create ? "create" : "update", status, resp, err);
+        const char *m = json_string_value(json_object_get(resp, "message"));
+        if (status == 413 || (status == 422 && m && strstr(m, "Too long")))
+            err->status = BGW_STORE_TOO_LARGE;      /* the API server's own size limits */
         json_decref(resp);
         return -1;
     }
