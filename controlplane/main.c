@@ -19,6 +19,7 @@
 #include "admin_http.h"
 #include "cli.h"
 #include "fileio.h"
+#include "jwks.h"
 #include "health_check.h"
 #include "k8s_watch.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct opts {
     const char *state_configmap;
     const char *namespaces[MAX_WATCH_NAMESPACES];
     size_t n_namespaces;
+    uint32_t jwks_refresh_s;
     enum bgw_log_format log_format;
 };
 
@@ -64,13 +66,15 @@ static void usage(FILE *f)
             "  --watch-namespace NS     only watch namespace NS (repeatable; default all namespaces)\n"
             "  --state-configmap NS/NAME  keep the store in this ConfigMap instead of --state-dir, shared by\n"
             "                           replicas (needs --kubeconfig or --in-cluster)\n"
+            "  --jwks-refresh-interval SECONDS\n"
+            "                           refetch every jwks_uri this often (default 300)\n"
             "Every flag can also be set as BGW_<FLAG> (e.g. BGW_ADMIN_TOKEN_FILE).\n");
 }
 
 enum {
     OPT_STATE_DIR = 1, OPT_BOOTSTRAP, OPT_XDS_LISTEN, OPT_XDS_CERT, OPT_XDS_KEY, OPT_XDS_CLIENT_CA,
     OPT_ADMIN_LISTEN, OPT_TOKEN_FILE, OPT_LOG_FORMAT, OPT_KUBECONFIG, OPT_IN_CLUSTER, OPT_STATE_CONFIGMAP,
-    OPT_WATCH_NAMESPACE,
+    OPT_WATCH_NAMESPACE, OPT_JWKS_REFRESH,
 };
 
 /* A DNS label as Kubernetes names namespaces: 1-63 of [a-z0-9-], not starting or ending with '-'. */
@@ -105,6 +109,7 @@ static int parse_flags(int argc, char **argv, struct opts *o)
         {"in-cluster", no_argument, 0, OPT_IN_CLUSTER},
         {"state-configmap", required_argument, 0, OPT_STATE_CONFIGMAP},
         {"watch-namespace", required_argument, 0, OPT_WATCH_NAMESPACE},
+        {"jwks-refresh-interval", required_argument, 0, OPT_JWKS_REFRESH},
         {0, 0, 0, 0},
     };
     static char **av;       /* getopt hands out pointers into it: kept for the life of the process */
@@ -144,6 +149,18 @@ static int parse_flags(int argc, char **argv, struct opts *o)
             }
             o->namespaces[o->n_namespaces++] = optarg;
             break;
+        case OPT_JWKS_REFRESH: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > 86400 || optarg[0] == '-') {
+                fprintf(stderr, "bgw-control: --jwks-refresh-interval: \"%s\" is not a number of seconds "
+                                "from 1 to 86400\n", optarg);
+                return 2;
+            }
+            o->jwks_refresh_s = (uint32_t)v;
+            break;
+        }
         default: usage(stderr); return 2;
         }
     }
@@ -384,6 +401,22 @@ int main(int argc, char **argv)
                          "lists succeed", server ? server : "the API server", K8S_SYNC_WAIT_MS);
         free(server);
     }
+    /* The JWKS fetcher feeds the builder: registered before the first document reaches it. */
+    struct bgw_jwks_options jo = {.refresh_s = o.jwks_refresh_s, .state_dir = o.state_dir};
+    struct bgw_jwks *jwks = bgw_jwks_start(builder, &jo);
+    if (!jwks) {
+        bgw_log_error("out of memory");
+        bgw_health_stop(health);
+        bgw_k8s_watcher_stop(k8s);
+        bgw_builder_free(builder);
+        bgw_health_free(health);
+        bgw_xds_server_stop(xds);
+        bgw_store_close(store);
+        free(token);
+        return 1;
+    }
+    bgw_builder_set_jwks(builder, bgw_jwks_lookup, jwks);
+    bgw_builder_add_watcher(builder, bgw_jwks_watch, jwks);
     bgw_store_set_listener(store, store_changed, builder);
 
     struct bgw_admin_api *api = bgw_admin_api_new(store, xds, token);
@@ -394,10 +427,12 @@ int main(int argc, char **argv)
         bgw_log_error("%s", api ? err : "out of memory");
         bgw_admin_api_free(api);
         bgw_store_set_listener(store, NULL, NULL);
+        bgw_jwks_stop(jwks);
         bgw_health_stop(health);
         bgw_k8s_watcher_stop(k8s);
         bgw_builder_free(builder);
         bgw_health_free(health);
+        bgw_jwks_free(jwks);
         bgw_xds_server_stop(xds);
         bgw_store_close(store);
         free(token);
@@ -420,10 +455,12 @@ int main(int argc, char **argv)
     bgw_admin_http_stop(http);
     bgw_admin_api_free(api);
     bgw_store_set_listener(store, NULL, NULL);
+    bgw_jwks_stop(jwks);            /* no more source changes, then no more lookups, then free */
     bgw_health_stop(health);        /* no more reports to the builder */
     bgw_k8s_watcher_stop(k8s);
-    bgw_builder_free(builder);      /* no more watcher calls into the checker */
+    bgw_builder_free(builder);      /* no more watcher calls into the checker or the fetcher */
     bgw_health_free(health);
+    bgw_jwks_free(jwks);
     bgw_xds_server_stop(xds);
     bgw_store_close(store);
     free(token);

@@ -21,6 +21,8 @@ struct bgw_builder {
     void *publish_arg;
     bgw_builder_k8s_lookup_fn k8s;
     void *k8s_arg;
+    bgw_builder_jwks_lookup_fn jwks;
+    void *jwks_arg;
     struct watcher watchers[MAX_WATCHERS];
     int n_watchers;
 
@@ -65,6 +67,40 @@ static bool reported_down(struct bgw_builder *b, const char *service, const char
 static json_t *endpoint(const char *address, bool healthy)
 {
     return json_pack("{s:s,s:b}", "address", address, "healthy", healthy);
+}
+
+/* Every auth policy with a jwks_uri gets the keys fetched from it appended to its inline "jwks" keys
+ * (a policy whose URI was never fetched keeps what it has). out shares its policies with the stored
+ * document, which is never modified: the array and each changed policy are replaced by copies. Returns 0,
+ * or -1 when out of memory. */
+static int merge_jwks(struct bgw_builder *b, json_t *out)
+{
+    size_t i;
+    json_t *pol;
+    json_t *policies = json_object_get(out, "auth_policies");
+    if (!b->jwks || !json_array_size(policies)) return 0;
+    json_t *copy = json_array();
+    if (!copy || json_object_set_new(out, "auth_policies", copy) < 0) return -1;
+    json_array_foreach(policies, i, pol) {
+        const char *uri = json_string_value(json_object_get(pol, "jwks_uri"));
+        json_t *fetched = uri ? b->jwks(b->jwks_arg, uri) : NULL;
+        if (!fetched) {
+            if (json_array_append(copy, pol) < 0) return -1;
+            continue;
+        }
+        json_t *keys = json_deep_copy(json_object_get(json_object_get(pol, "jwks"), "keys"));
+        if (!keys) keys = json_array();
+        json_t *merged = json_copy(pol);
+        int rc = keys && merged ? json_array_extend(keys, fetched) : -1;
+        json_decref(fetched);
+        if (rc == 0) rc = json_object_set_new(merged, "jwks", json_pack("{s:o}", "keys", keys));
+        else json_decref(keys);
+        if (rc < 0 || json_array_append_new(copy, merged) < 0) {
+            json_decref(merged);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -118,6 +154,8 @@ static json_t *resolve(struct bgw_builder *b, const json_t *doc)
         }
         if (json_object_set_new(svc, "endpoints", eps) < 0) goto oom;
     }
+
+    if (merge_jwks(b, out) < 0) goto oom;
 
     pthread_mutex_lock(&b->lock);
     json_array_foreach(services, i, svc) {
@@ -246,6 +284,12 @@ void bgw_builder_set_k8s(struct bgw_builder *b, bgw_builder_k8s_lookup_fn fn, vo
 {
     b->k8s = fn;
     b->k8s_arg = arg;
+}
+
+void bgw_builder_set_jwks(struct bgw_builder *b, bgw_builder_jwks_lookup_fn fn, void *arg)
+{
+    b->jwks = fn;
+    b->jwks_arg = arg;
 }
 
 void bgw_builder_add_watcher(struct bgw_builder *b, bgw_builder_watch_fn fn, void *arg)

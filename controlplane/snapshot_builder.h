@@ -4,7 +4,8 @@
  * The store holds what users wrote (services with static endpoints or a Kubernetes reference, routes,
  * policies). The sources know what changes underneath: the endpoints of Kubernetes Services, the health
  * of every endpoint, fetched keys. The builder joins them into the resolved document (every service with
- * its endpoints as {"address", "healthy"}) and hands each new one to the config stream with a
+ * its endpoints as {"address", "healthy"}, every auth policy with a jwks_uri with the keys fetched from it
+ * merged into its "jwks") and hands each new one to the config stream with a
  * version of its own:
  *
  *   "N"    the store's version N, while no source changed since it;
@@ -38,6 +39,10 @@ typedef void (*bgw_builder_publish_fn)(void *arg, const char *version, const jso
  * or NULL when the Service is unknown (the service then has no endpoints). */
 typedef json_t *(*bgw_builder_k8s_lookup_fn)(void *arg, const char *ns, const char *service, const char *port);
 
+/* The last good keys fetched from a jwks_uri: a new JSON array of JWK objects, or NULL when none was
+ * fetched yet. They are appended to the policy's inline `jwks` keys in the resolved document. */
+typedef json_t *(*bgw_builder_jwks_lookup_fn)(void *arg, const char *uri);
+
 /* Called after every rebuild that changed the resolved document, with that document (borrowed for the
  * call). Every service has "endpoints": [{"address", "healthy"}...] (from Kubernetes when it has a
  * "kubernetes" reference, else from the document); "healthy" already includes health-check results. */
@@ -52,6 +57,7 @@ void bgw_builder_free(struct bgw_builder *b);
 /* Register a source or a watcher; before the first bgw_builder_set_document(). */
 void bgw_builder_set_k8s(struct bgw_builder *b, bgw_builder_k8s_lookup_fn fn, void *arg);
 void bgw_builder_add_watcher(struct bgw_builder *b, bgw_builder_watch_fn fn, void *arg);
+void bgw_builder_set_jwks(struct bgw_builder *b, bgw_builder_jwks_lookup_fn fn, void *arg);
 
 /* The stored document changed (the store's listener: version as text, the validated document in
  * bgw_config_to_json form). The builder keeps a reference to doc, which nobody may modify afterwards.

@@ -593,7 +593,10 @@ static void *watch_main(void *arg)
         enum bgw_k8s_outcome o = get ? watch_get(c) : watch_once(c, &ra);
         if (atomic_load(&c->stopping))
             break;
-        struct bgw_k8s_step step = bgw_k8s_policy_next(&policy, o, ra, next_rand(c));
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1;
+        struct bgw_k8s_step step = bgw_k8s_policy_next(&policy, o, ra, next_rand(c), now_ms);
         get = step.relist;
         if (step.delay_ms && sleep_or_stop(c, step.delay_ms))
             break;

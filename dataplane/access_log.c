@@ -137,45 +137,69 @@ static void put_str(struct out *o, const char *s, bool null_if_empty)
     }
     static const char hex[] = "0123456789abcdef";
     PUTS(o, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    const unsigned char *c = (const unsigned char *)s;
+    while (*c) {
+        const unsigned char *run = c;      /* a run of bytes that need no escape goes in one copy */
+        while (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') c++;
+        if (c > run) put(o, (const char *)run, (size_t)(c - run));
+        if (!*c) break;
         if (*c == '"' || *c == '\\') {
             char e[2] = {'\\', (char)*c};
             put(o, e, 2);
-        } else if (*c < 0x20 || *c >= 0x7f) {
+        } else {
             char e[6] = {'\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15]};
             put(o, e, 6);
-        } else {
-            put(o, (const char *)c, 1);
         }
+        c++;
     }
     PUTS(o, "\"");
-}
-
-static void put_num(struct out *o, const char *fmt, double v)
-{
-    char b[40];
-    int n = snprintf(b, sizeof b, fmt, v);
-    put(o, b, (size_t)n);
 }
 
 static void put_u64(struct out *o, uint64_t v)
 {
     char b[24];
-    int n = snprintf(b, sizeof b, "%llu", (unsigned long long)v);
-    put(o, b, (size_t)n);
+    int i = sizeof b;
+    do {
+        b[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, b + i, sizeof b - (size_t)i);
+}
+
+/* Nanoseconds as seconds with 6 decimals ("0.001359"). */
+static void put_secs(struct out *o, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    put_u64(o, us / 1000000);
+    char frac[7] = {'.'};
+    uint64_t f = us % 1000000;
+    for (int i = 6; i >= 1; i--, f /= 10) frac[i] = (char)('0' + f % 10);
+    put(o, frac, 7);
+}
+
+/* "2026-11-27T03:03:44.218Z": the part up to the seconds is formatted once per second. */
+static void put_time(struct out *o, int64_t time_ms)
+{
+    static __thread time_t cached_secs = -1;
+    static __thread char cached[24];
+    time_t secs = (time_t)(time_ms / 1000);
+    if (secs != cached_secs) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_secs = secs;
+    }
+    put(o, cached, strlen(cached));
+    int ms = (int)(time_ms % 1000);
+    char frac[5] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z'};
+    put(o, frac, 5);
 }
 
 size_t bgw_access_log_format(const struct bgw_access_rec *r, char *buf, size_t cap)
 {
     struct out o = {buf, 0, cap, false};
-    time_t secs = (time_t)(r->time_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char ts[40];
-    size_t tl = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + tl, sizeof ts - tl, ".%03dZ", (int)(r->time_ms % 1000));
     PUTS(&o, "{\"time\":\"");
-    put(&o, ts, strlen(ts));
+    put_time(&o, r->time_ms);
     PUTS(&o, "\",\"request_id\":");
     put_str(&o, r->request_id, true);
     PUTS(&o, ",\"trace_id\":");
@@ -193,9 +217,9 @@ size_t bgw_access_log_format(const struct bgw_access_rec *r, char *buf, size_t c
     PUTS(&o, ",\"status\":");
     put_u64(&o, r->status);
     PUTS(&o, ",\"duration_s\":");
-    put_num(&o, "%.6f", (double)r->total_ns / 1e9);
+    put_secs(&o, r->total_ns);
     PUTS(&o, ",\"upstream_duration_s\":");
-    if (r->upstream_ns) put_num(&o, "%.6f", (double)r->upstream_ns / 1e9);
+    if (r->upstream_ns) put_secs(&o, r->upstream_ns);
     else PUTS(&o, "null");
     PUTS(&o, ",\"bytes_in\":");
     put_u64(&o, r->bytes_in);
@@ -246,6 +270,7 @@ static size_t drain(char *buf, size_t cap)
 static void *writer(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "bgw-access-log");   /* visible in top -H, ps -L, /proc */
     size_t cap = 256 * 1024;
     char *buf = malloc(cap);
     if (!buf) return NULL;
@@ -253,8 +278,13 @@ static void *writer(void *arg)
         int stopping = __atomic_load_n(&g.stop, __ATOMIC_ACQUIRE);
         size_t n = drain(buf, cap);
         if (stopping) break;
-        if (n == 0) {
-            struct timespec ts = {0, 5 * 1000 * 1000};   /* idle: look again in 5 ms */
+        /* Each wake-up and write() costs far more than formatting a line (measured: about 30 us against
+         * 0.3 us), so batches are kept large: after a small drain wait 10 ms (a worker at 35k requests/s,
+         * about its limit, fills 350 of its 2048 slots meanwhile), after a larger one 2 ms, and drain again
+         * at once when half a ring's worth came in. */
+        long wait_ms = n < BGW_ACCESS_LOG_RING / 8 ? 10 : n < BGW_ACCESS_LOG_RING / 2 ? 2 : 0;
+        if (wait_ms) {
+            struct timespec ts = {0, wait_ms * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
     }

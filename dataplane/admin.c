@@ -12,12 +12,14 @@
 #include "access_log.h"
 #include "log.h"
 #include "netaddr.h"
+#include "outlier.h"
 #include "procstat.h"
 #include "snapshot.h"
 #include "source_xds.h"
 #include "stats.h"
 #include "ratelimit_redis.h"
 #include "strbuf.h"
+#include "timer.h"
 
 struct bgw_admin {
     struct MHD_Daemon *d;
@@ -50,19 +52,27 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 #define REPLY_STATIC(conn, status, type, lit) \
     reply((conn), (status), (type), (char *)(lit), sizeof(lit) - 1, MHD_RESPMEM_PERSISTENT)
 
-/* bgw_upstream_endpoint_healthy: every endpoint of every service of the snapshot, 1 when it may be picked
- * (as the config in use says: the control plane's health checks, or always for a standalone file). */
+/* bgw_upstream_endpoint_healthy: every endpoint of every service of the snapshot, 1 when it may be picked:
+ * healthy in the config in use (the control plane's health checks, or the document) and not ejected by
+ * outlier detection right now. */
 static int render_endpoints(const struct bgw_snapshot *s, char **buf, size_t *len, size_t *cap)
 {
     int rc = bgw_strbuf_printf(buf, len, cap,
                                "# HELP bgw_upstream_endpoint_healthy 1 while an upstream endpoint may receive "
                                "requests, by service and endpoint.\n"
                                "# TYPE bgw_upstream_endpoint_healthy gauge\n");
-    for (size_t i = 0; rc == 0 && s && i < s->cfg->n_services; i++)
-        for (uint32_t e = 0; rc == 0 && e < s->services[i].n_eps; e++)
+    uint64_t now = bgw_now_ms();
+    for (size_t i = 0; rc == 0 && s && i < s->cfg->n_services; i++) {
+        const struct bgw_service *svc = &s->cfg->services[i];
+        struct bgw_outlier_svc *od = svc->has_outlier_detection ? bgw_outlier_svc_get(svc->name) : NULL;
+        for (uint32_t e = 0; rc == 0 && e < s->services[i].n_eps; e++) {
+            const struct bgw_snap_endpoint *ep = &s->services[i].eps[e];
+            struct bgw_outlier_ep *oe = od ? bgw_outlier_ep_get(od, ep->address) : NULL;
+            bool up = ep->healthy && !(oe && bgw_outlier_ejected(oe, now));
             rc = bgw_strbuf_printf(buf, len, cap, "bgw_upstream_endpoint_healthy{service=\"%s\",endpoint=\"%s\"} %d\n",
-                                   s->cfg->services[i].name, s->services[i].eps[e].address,
-                                   s->services[i].eps[e].healthy ? 1 : 0);
+                                   svc->name, ep->address, up ? 1 : 0);
+        }
+    }
     return rc;
 }
 

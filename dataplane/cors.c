@@ -131,12 +131,13 @@ enum bgw_cors_action bgw_cors_request(const struct bgw_cors_policy *p, const str
     int mi = find(h, "access-control-request-method");
     bool preflight = oi >= 0 && mi >= 0 && h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0;
     if (!preflight) return BGW_CORS_CONTINUE;
-    if (!v->allow_origin || h->headers[mi].value_len == 0 ||
-        !method_allowed(p, h->headers[mi].value, h->headers[mi].value_len))
-        return BGW_CORS_PREFLIGHT_DENIED;
     int hi = find(h, "access-control-request-headers");
-    if (hi >= 0 && !headers_allowed(p, h->headers[hi].value, h->headers[hi].value_len))
+    if (!v->allow_origin || h->headers[mi].value_len == 0 ||
+        !method_allowed(p, h->headers[mi].value, h->headers[mi].value_len) ||
+        (hi >= 0 && !headers_allowed(p, h->headers[hi].value, h->headers[hi].value_len))) {
+        v->allow_origin = NULL;                  /* the 403 grants nothing */
         return BGW_CORS_PREFLIGHT_DENIED;
+    }
     return BGW_CORS_PREFLIGHT_OK;
 }
 

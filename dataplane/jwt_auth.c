@@ -29,6 +29,7 @@
 
 #define MIN_RSA_BITS 2048
 #define NO_EXP_CACHE_S 60           /* how long a token without exp stays cached */
+#define MAX_CACHE_S 86400           /* how long any token stays cached */
 #define MAX_CLAIM_HEADERS 4096      /* bytes of forwarded claim headers per request */
 #define MAX_CLAIM_VALUE 2048
 
@@ -78,14 +79,16 @@ struct bgw_jwt_policy {
     struct jwk *keys;
     size_t n_keys;
     uint64_t fingerprint;    /* hash of everything that decides a verdict */
+    const char *kept[BGW_JWT_MAX_KEPT_CLAIMS];   /* claims kept for the request path (rate-limit keys) */
+    size_t n_kept;
 };
 
 struct cache_entry {
     uint64_t hash;
     uint64_t policy;
     int64_t expires;         /* Unix seconds; the entry is used while now <= expires */
-    uint32_t token_len, headers_len;
-    char *data;              /* token bytes, then the claim headers */
+    uint32_t token_len, headers_len, claims_len;
+    char *data;              /* token bytes, the claim headers, NUL, the kept claims */
 };
 
 struct bgw_jwt_cache {
@@ -372,6 +375,35 @@ size_t bgw_jwt_policy_keys(const struct bgw_jwt_policy *p)
     return p->n_keys;
 }
 
+int bgw_jwt_policy_keep_claim(struct bgw_jwt_policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_kept; i++)
+        if (strcmp(p->kept[i], name) == 0) return 0;
+    if (p->n_kept == BGW_JWT_MAX_KEPT_CLAIMS) return -1;
+    p->kept[p->n_kept++] = name;
+    p->fingerprint = hash_str(p->fingerprint, name);    /* entries cached without it are not reused */
+    return 0;
+}
+
+const char *bgw_jwt_claim_find(const char *claims, size_t claims_len, const char *name, size_t name_len,
+                               size_t *value_len)
+{
+    size_t i = 0;
+    while (i < claims_len) {
+        const char *n = claims + i;
+        size_t nl = strnlen(n, claims_len - i);
+        if (i + nl + 1 >= claims_len) return NULL;
+        const char *v = n + nl + 1;
+        size_t vl = strnlen(v, claims_len - (i + nl + 1));
+        if (nl == name_len && memcmp(n, name, nl) == 0) {
+            *value_len = vl;
+            return v;
+        }
+        i += nl + 1 + vl + 1;
+    }
+    return NULL;
+}
+
 /* ---- the cache ---- */
 
 struct bgw_jwt_cache *bgw_jwt_cache_new(size_t entries)
@@ -405,14 +437,15 @@ void bgw_jwt_cache_stats(const struct bgw_jwt_cache *c, uint64_t *hits, uint64_t
 }
 
 static void cache_put(struct bgw_jwt_cache *c, uint64_t hash, uint64_t policy, const char *token, size_t tlen,
-                      const char *headers, size_t hlen, int64_t expires)
+                      const char *headers, size_t hlen, const char *claims, size_t clen, int64_t expires)
 {
     struct cache_entry *e = &c->e[hash & c->mask];
-    char *data = malloc(tlen + hlen + 1);
+    char *data = malloc(tlen + hlen + 1 + clen);
     if (!data) return;
     memcpy(data, token, tlen);
     memcpy(data + tlen, headers, hlen);
     data[tlen + hlen] = 0;
+    memcpy(data + tlen + hlen + 1, claims, clen);
     free(e->data);
     e->data = data;
     e->hash = hash;
@@ -420,6 +453,7 @@ static void cache_put(struct bgw_jwt_cache *c, uint64_t hash, uint64_t policy, c
     e->expires = expires;
     e->token_len = (uint32_t)tlen;
     e->headers_len = (uint32_t)hlen;
+    e->claims_len = (uint32_t)clen;
 }
 
 /* ---- results ---- */
@@ -621,12 +655,34 @@ static size_t claim_headers(const struct bgw_auth_policy *cfg, const json_t *cla
 /* ---- the check ---- */
 
 static __thread char t_headers[MAX_CLAIM_HEADERS];
+static __thread char t_claims[BGW_JWT_MAX_KEPT_CLAIMS * (MAX_CLAIM_VALUE + 130)];
+
+/* The kept claims of claims into buf as "name\0value\0"... Returns the length. */
+static size_t kept_claims(const struct bgw_jwt_policy *p, const json_t *claims, char *buf, size_t cap)
+{
+    size_t n = 0;
+    char val[MAX_CLAIM_VALUE + 1];
+    for (size_t i = 0; i < p->n_kept; i++) {
+        const json_t *x = json_object_get(claims, p->kept[i]);
+        long vl = x && !json_is_null(x) ? claim_text(x, val, sizeof val) : -1;
+        size_t nl = strlen(p->kept[i]);
+        if (vl < 0 || memchr(val, 0, (size_t)vl) || n + nl + 1 + (size_t)vl + 1 > cap) continue;
+        memcpy(buf + n, p->kept[i], nl + 1);
+        n += nl + 1;
+        memcpy(buf + n, val, (size_t)vl);
+        n += (size_t)vl;
+        buf[n++] = 0;
+    }
+    return n;
+}
 
 static enum bgw_jwt_result fail(struct bgw_jwt_verdict *v, enum bgw_jwt_result r)
 {
     v->result = r;
     v->add_headers = "";
     v->add_headers_len = 0;
+    v->claims = "";
+    v->claims_len = 0;
     return r;
 }
 
@@ -648,6 +704,8 @@ enum bgw_jwt_result bgw_jwt_check(const struct bgw_jwt_policy *p, struct bgw_jwt
                 v->result = BGW_JWT_OK;
                 v->add_headers = e->data + e->token_len;
                 v->add_headers_len = e->headers_len;
+                v->claims = e->data + e->token_len + e->headers_len + 1;
+                v->claims_len = e->claims_len;
                 return BGW_JWT_OK;
             }
             free(e->data);
@@ -744,13 +802,19 @@ enum bgw_jwt_result bgw_jwt_check(const struct bgw_jwt_policy *p, struct bgw_jwt
         return fail(v, r);
     }
     size_t hl = claim_headers(cfg, claims, t_headers, sizeof t_headers);
+    size_t cl = kept_claims(p, claims, t_claims, sizeof t_claims);
     json_decref(claims);
     v->result = BGW_JWT_OK;
     v->add_headers = t_headers;
     v->add_headers_len = hl;
+    v->claims = t_claims;
+    v->claims_len = cl;
     if (cache) {
-        int64_t expires = has_exp == 0 ? (int64_t)floor(exp) + (int64_t)cfg->clock_skew_s : now + NO_EXP_CACHE_S;
-        cache_put(cache, hash, p->fingerprint, token, token_len, t_headers, hl, expires);
+        /* until exp (+ skew), at most a day: far-future (even absurd) exp values stay in range */
+        double until = has_exp == 0 ? floor(exp) + (double)cfg->clock_skew_s : (double)(now + NO_EXP_CACHE_S);
+        if (until > (double)now + MAX_CACHE_S) until = (double)now + MAX_CACHE_S;
+        int64_t expires = (int64_t)until;
+        cache_put(cache, hash, p->fingerprint, token, token_len, t_headers, hl, t_claims, cl, expires);
     }
     return BGW_JWT_OK;
 }

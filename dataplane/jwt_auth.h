@@ -48,6 +48,9 @@ struct bgw_jwt_verdict {
     const char *add_headers;   /* OK: "name: value\r\n"... for the forwarded claims (may be empty); valid
                                 * until the next bgw_jwt_check() with the same cache */
     size_t add_headers_len;
+    const char *claims;        /* OK: the kept claims (bgw_jwt_policy_keep_claim) as "name\0value\0"...;
+                                * same lifetime as add_headers */
+    size_t claims_len;
 };
 
 /*
@@ -59,6 +62,17 @@ struct bgw_jwt_verdict {
 struct bgw_jwt_policy *bgw_jwt_policy_compile(const struct bgw_auth_policy *cfg, size_t *skipped, char *err,
                                               size_t errlen);
 void bgw_jwt_policy_free(struct bgw_jwt_policy *p);
+/* Keep claim `name` (borrowed; must outlive p) of accepted tokens, for bgw_jwt_claim_find() (a rate limit
+ * keyed by a claim). Call after compiling, before the policy is used. Returns 0, or -1 when more than
+ * BGW_JWT_MAX_KEPT_CLAIMS are asked for (the claim is then not kept). */
+#define BGW_JWT_MAX_KEPT_CLAIMS 8
+int bgw_jwt_policy_keep_claim(struct bgw_jwt_policy *p, const char *name);
+
+/* The value of claim name in a verdict's kept claims (v->claims, v->claims_len), as its header text
+ * (strings as they are, numbers as JSON text). NULL when the claim was absent or not kept. */
+const char *bgw_jwt_claim_find(const char *claims, size_t claims_len, const char *name, size_t name_len,
+                               size_t *value_len);
+
 /* How many keys the policy can check signatures with. */
 size_t bgw_jwt_policy_keys(const struct bgw_jwt_policy *p);
 

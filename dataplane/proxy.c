@@ -157,6 +157,12 @@ static void request_end(struct bgw_client *c, unsigned status)
 {
     struct bgw_request *r = &c->req;
     struct bgw_worker *w = c->w;
+    /* Policy outcomes point into the snapshot: none may outlive the request (a later error answer on the
+     * connection, before the next start_request, must not see them). */
+    r->cors.policy = NULL;
+    r->www_authenticate = NULL;
+    r->auth_headers_len = 0;
+    r->auth_claims_len = 0;
     if (!r->counted) return;
     const struct bgw_route *rt = req_route(r);
     const char *route = rt ? rt->name : "no_route";
@@ -860,6 +866,13 @@ static void rate_limit_answer(void *owner, enum bgw_rl_verdict v, const struct b
     }
 }
 
+/* A claim of the request's verified token (kept for rate-limit keys by jwt_auth). */
+static const char *lookup_claim(void *ctx, const char *name, size_t name_len, size_t *value_len)
+{
+    const struct bgw_request *r = ctx;
+    return bgw_jwt_claim_find(r->auth_claims, r->auth_claims_len, name, name_len, value_len);
+}
+
 /* The rate-limit policy of the routed request. Returns true to go on; false when the request was answered
  * (429) or parked until a global answer comes (the head stays unconsumed, the request is undone). */
 static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *h, const struct bgw_route *route,
@@ -876,7 +889,8 @@ static bool rate_limit_admits(struct bgw_client *c, const struct bgw_http_head *
         c->rl_verdict = 0;
     } else {
         struct bgw_rl_request rq = {.client_ip = c->peer, .route = route->name, .header = lookup_header,
-                                    .header_ctx = (void *)h};
+                                    .header_ctx = (void *)h, .claim = r->auth_claims_len ? lookup_claim : NULL,
+                                    .claim_ctx = r};
         v = bgw_rl_check(c->w, l, &rq, &res, rate_limit_answer, c, &c->rl_wait);
     }
     if (v == BGW_RL_CONTINUE) return true;
@@ -955,6 +969,8 @@ static bool run_policies(struct bgw_client *c, const struct bgw_snapshot *snap, 
         }
         r->auth_headers = v.add_headers;
         r->auth_headers_len = (uint32_t)v.add_headers_len;
+        r->auth_claims = v.claims;
+        r->auth_claims_len = (uint32_t)v.claims_len;
     }
     return false;
 }

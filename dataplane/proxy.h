@@ -66,6 +66,8 @@ struct bgw_request {
     struct bgw_timer try_timer;      /* per-try timeout, or the backoff before the next try */
     const char *auth_headers;        /* JWT claim headers for the upstream (jwt_auth.h), with their length */
     uint32_t auth_headers_len;
+    const char *auth_claims;         /* the verified token's kept claims (rate-limit keys), with length */
+    uint32_t auth_claims_len;
     const char *www_authenticate;    /* the WWW-Authenticate line of a 401, or NULL */
     struct bgw_cors_verdict cors;    /* the route's CORS outcome, for the response headers */
     char request_id[129];

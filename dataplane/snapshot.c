@@ -97,6 +97,14 @@ static int compile_policies(struct bgw_snapshot *s, char *err, size_t errlen)
         if (rt->auth)
             for (size_t i = 0; i < cfg->n_auth_policies; i++)
                 if (strcmp(cfg->auth_policies[i].name, rt->auth) == 0) s->route_auth[r] = s->auth[i];
+        /* a rate limit keyed by a claim reads it from the route's verified token */
+        for (size_t i = 0; rt->rate_limit && s->route_auth[r] && i < cfg->n_rate_limits; i++) {
+            const struct bgw_rate_limit *rl = &cfg->rate_limits[i];
+            if (strcmp(rl->name, rt->rate_limit) == 0 && rl->key_kind == BGW_RL_KEY_CLAIM && rl->key_name &&
+                bgw_jwt_policy_keep_claim(s->route_auth[r], rl->key_name) < 0)
+                bgw_log_warn("routes[%s]: rate limit %s: claim %s not kept (over %d claims per auth policy)",
+                             rt->name, rl->name, rl->key_name, BGW_JWT_MAX_KEPT_CLAIMS);
+        }
         if (rt->has_cors && !(s->route_cors[r] = bgw_cors_compile(&rt->cors, err, errlen))) return -1;
     }
     return 0;

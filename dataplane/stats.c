@@ -42,20 +42,38 @@ static const char *intern(const char *s)
     return d ? d : "?";
 }
 
-static uint64_t key_hash(uint8_t family, const char *a, const char *b, uint16_t method, uint16_t code)
+/* A slot's key hash: the label strings hashed once (labels_hash), then mixed with the small fields, so
+ * that a request's counter and histogram share one pass over its route and service names. */
+static uint64_t labels_hash(const char *a, const char *b)
 {
-    uint64_t h = hash_str(hash_str(0xcbf29ce484222325ull ^ family, a) * 31u, b);
-    h = (h ^ ((uint64_t)method << 48) ^ ((uint64_t)code << 32)) * 0x9e3779b97f4a7c15ull;
+    return hash_str(hash_str(0xcbf29ce484222325ull, a) * 31u, b);
+}
+
+static uint64_t key_mix(uint64_t lh, uint8_t family, uint16_t method, uint16_t code)
+{
+    uint64_t h = (lh ^ ((uint64_t)family << 56) ^ ((uint64_t)method << 48) ^ ((uint64_t)code << 32)) *
+                 0x9e3779b97f4a7c15ull;
     return h ? h : 1;
 }
 
-static void counter_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint16_t method,
-                        uint16_t code, int64_t d)
+static uint64_t key_hash(uint8_t family, const char *a, const char *b, uint16_t method, uint16_t code)
+{
+    return key_mix(labels_hash(a, b), family, method, code);
+}
+
+/* The histogram bounds in nanoseconds (bgw_hist_bounds x 1e9), for an integer bucket search. */
+static const uint64_t hist_bounds_ns[BGW_HIST_BOUNDS] = {
+    100000ull,    250000ull,    500000ull,    1000000ull,    2500000ull,    5000000ull,
+    10000000ull,  25000000ull,  50000000ull,  100000000ull,  250000000ull,  500000000ull,
+    1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull, 30000000000ull};
+
+static void counter_add_h(struct bgw_stats *s, uint64_t lh, uint8_t family, const char *a, const char *b,
+                          uint16_t method, uint16_t code, int64_t d)
 {
 #ifdef BGW_STATS_OFF
     if (family != BGW_STAT_UPSTREAM_CONNS) return;    /* benchmark baseline: count nothing per request */
 #endif
-    uint64_t h = key_hash(family, a, b, method, code);
+    uint64_t h = key_mix(lh, family, method, code);
     for (uint32_t i = 0; i < BGW_STATS_COUNTER_SLOTS; i++) {
         struct bgw_stat_counter *e = &s->counters[(h + i) & (BGW_STATS_COUNTER_SLOTS - 1)];
         uint64_t eh = LOAD(e->hash);
@@ -77,12 +95,18 @@ static void counter_add(struct bgw_stats *s, uint8_t family, const char *a, cons
     }
 }
 
-static void hist_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint64_t ns)
+static void counter_add(struct bgw_stats *s, uint8_t family, const char *a, const char *b, uint16_t method,
+                        uint16_t code, int64_t d)
+{
+    counter_add_h(s, labels_hash(a, b), family, a, b, method, code, d);
+}
+
+static void hist_add_h(struct bgw_stats *s, uint64_t lh, uint8_t family, const char *a, const char *b, uint64_t ns)
 {
 #ifdef BGW_STATS_OFF
     return;
 #endif
-    uint64_t h = key_hash(family, a, b, 0, 0);
+    uint64_t h = key_mix(lh, family, 0, 0);
     for (uint32_t i = 0; i < BGW_STATS_HIST_SLOTS; i++) {
         struct bgw_stat_hist *e = &s->hist[(h + i) & (BGW_STATS_HIST_SLOTS - 1)];
         uint64_t eh = LOAD(e->hash);
@@ -94,9 +118,8 @@ static void hist_add(struct bgw_stats *s, uint8_t family, const char *a, const c
         } else if (eh != h || e->family != family || strcmp(e->a, a) != 0 || strcmp(e->b, b) != 0) {
             continue;
         }
-        double secs = (double)ns / 1e9;
         int k = 0;
-        while (k < BGW_HIST_BOUNDS && secs > bgw_hist_bounds[k]) k++;
+        while (k < BGW_HIST_BOUNDS && ns > hist_bounds_ns[k]) k++;
         INC(e->buckets[k], 1);
         INC(e->sum_ns, ns);
         INC(e->count, 1);
@@ -107,14 +130,16 @@ static void hist_add(struct bgw_stats *s, uint8_t family, const char *a, const c
 void bgw_stats_request(struct bgw_stats *s, const char *route, const char *service, uint16_t method,
                        unsigned code, uint64_t duration_ns)
 {
-    counter_add(s, BGW_STAT_REQUESTS, route, service, method, (uint16_t)code, 1);
-    hist_add(s, BGW_STAT_REQUEST_DURATION, route, service, duration_ns);
+    uint64_t lh = labels_hash(route, service);
+    counter_add_h(s, lh, BGW_STAT_REQUESTS, route, service, method, (uint16_t)code, 1);
+    hist_add_h(s, lh, BGW_STAT_REQUEST_DURATION, route, service, duration_ns);
 }
 
 void bgw_stats_upstream(struct bgw_stats *s, const char *service, unsigned code, uint64_t duration_ns)
 {
-    counter_add(s, BGW_STAT_UPSTREAM_REQUESTS, service, "", 0, (uint16_t)code, 1);
-    hist_add(s, BGW_STAT_UPSTREAM_DURATION, service, "", duration_ns);
+    uint64_t lh = labels_hash(service, "");
+    counter_add_h(s, lh, BGW_STAT_UPSTREAM_REQUESTS, service, "", 0, (uint16_t)code, 1);
+    hist_add_h(s, lh, BGW_STAT_UPSTREAM_DURATION, service, "", duration_ns);
 }
 
 void bgw_stats_upstream_conns(struct bgw_stats *s, const char *service, int d)

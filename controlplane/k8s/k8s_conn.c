@@ -206,7 +206,10 @@ int bgw_k8s_conn_in_cluster(struct bgw_k8s_conn *c, char *err, size_t errlen)
         return -1;
     }
     size_t n = strlen(host) + strlen(port) + 16;
-    c->server = malloc(n);
+    if (!(c->server = malloc(n))) {
+        snprintf(err, errlen, "--in-cluster: out of memory");
+        return -1;
+    }
     snprintf(c->server, n, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port);
     snprintf(path, sizeof path, "%s/token", dir);
     c->token_file = strdup(path);

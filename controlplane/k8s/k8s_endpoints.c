@@ -6,6 +6,9 @@
  *   services   "ns/name"      → [[port name, port number]...]
  *   slices     "ns/slice"     → {"svc": "ns/service", "ports": [[name, number]...], "addrs": [ip...], "v6": bool}
  *   by_service "ns/service"   → {"ns/slice": true...}
+ *   cache      "ns/service"   → {port: the last lookup's result}: a rebuild looks up every service while an
+ *                               event changes one, so results are kept until the Service or one of its
+ *                               slices changes
  */
 #include "k8s_endpoints.h"
 
@@ -19,7 +22,7 @@
 
 struct bgw_k8s_index {
     pthread_mutex_t lock;
-    json_t *services, *slices, *by_service;
+    json_t *services, *slices, *by_service, *cache;
 };
 
 struct bgw_k8s_index *bgw_k8s_index_new(void)
@@ -32,7 +35,8 @@ struct bgw_k8s_index *bgw_k8s_index_new(void)
     x->services = json_object();
     x->slices = json_object();
     x->by_service = json_object();
-    if (!x->services || !x->slices || !x->by_service) {
+    x->cache = json_object();
+    if (!x->services || !x->slices || !x->by_service || !x->cache) {
         bgw_k8s_index_free(x);
         return NULL;
     }
@@ -46,6 +50,7 @@ void bgw_k8s_index_free(struct bgw_k8s_index *x)
     json_decref(x->services);
     json_decref(x->slices);
     json_decref(x->by_service);
+    json_decref(x->cache);
     pthread_mutex_destroy(&x->lock);
     free(x);
 }
@@ -129,6 +134,7 @@ static void unlink_slice(struct bgw_k8s_index *x, const char *slice_key)
     if (!old)
         return;
     if (svc) {
+        json_object_del(x->cache, svc);
         json_t *set = json_object_get(x->by_service, svc);
         json_object_del(set, slice_key);
         if (set && json_object_size(set) == 0)
@@ -144,6 +150,7 @@ static int link_slice(struct bgw_k8s_index *x, const char *slice_key, json_t *r)
     json_t *set;
 
     unlink_slice(x, slice_key);                 /* may drop the service's set: look it up after */
+    json_object_del(x->cache, svc);
     set = json_object_get(x->by_service, svc);
     if (!set) {
         set = json_object();
@@ -173,6 +180,7 @@ static int apply_locked(struct bgw_k8s_index *x, enum bgw_k8s_kind kind, const c
             if (!json_object_get(x->services, key))
                 return 0;
             json_object_del(x->services, key);
+            json_object_del(x->cache, key);
             return 1;
         }
         json_t *r = reduce_service(obj);
@@ -182,6 +190,7 @@ static int apply_locked(struct bgw_k8s_index *x, enum bgw_k8s_kind kind, const c
             json_decref(r);
             return 0;
         }
+        json_object_del(x->cache, key);
         return json_object_set_new(x->services, key, r) < 0 ? -1 : 1;
     }
     if (del) {
@@ -227,6 +236,7 @@ int bgw_k8s_index_replace(struct bgw_k8s_index *x, enum bgw_k8s_kind kind, const
     int rc = 0;
 
     pthread_mutex_lock(&x->lock);
+    json_object_clear(x->cache);
     json_t *table = kind == BGW_K8S_SERVICES ? x->services : x->slices;
     json_object_foreach_safe(table, tmp, key, v) {
         (void)v;
@@ -287,6 +297,12 @@ json_t *bgw_k8s_index_lookup(struct bgw_k8s_index *x, const char *ns, const char
     const json_t *svc = json_object_get(x->services, key);
     if (!svc)
         goto done;
+    json_t *cached = json_object_get(json_object_get(x->cache, key), port);
+    if (cached) {
+        out = json_copy(cached);            /* a new array sharing the (immutable) strings */
+        pthread_mutex_unlock(&x->lock);
+        return out;
+    }
     if (strspn(port, "0123456789") == strlen(port)) {
         /* a number: the Service port of that number names the slice port; else the number itself */
         size_t i;
@@ -320,9 +336,10 @@ json_t *bgw_k8s_index_lookup(struct bgw_k8s_index *x, const char *ns, const char
         }
     }
 done:
-    pthread_mutex_unlock(&x->lock);
-    if (!seen)
+    if (!seen) {
+        pthread_mutex_unlock(&x->lock);
         return NULL;
+    }
     size_t n = json_object_size(seen), k = 0;
     const char **names = malloc((n ? n : 1) * sizeof *names);
     out = json_array();
@@ -340,5 +357,13 @@ done:
     }
     free(names);
     json_decref(seen);
+    if (out) {
+        json_t *per = json_object_get(x->cache, key);
+        if (!per && (per = json_object()) && json_object_set_new(x->cache, key, per) < 0)
+            per = NULL;
+        if (per)
+            json_object_set_new(per, port, json_copy(out));
+    }
+    pthread_mutex_unlock(&x->lock);
     return out;
 }

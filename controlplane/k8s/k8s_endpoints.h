@@ -42,7 +42,8 @@ int bgw_k8s_index_apply(struct bgw_k8s_index *x, enum bgw_k8s_kind kind, const c
 int bgw_k8s_index_replace(struct bgw_k8s_index *x, enum bgw_k8s_kind kind, const char *ns, const json_t *items);
 
 /* The endpoints of a reference as a new JSON array of "IP:PORT" strings (rules above), or NULL when the
- * Service is not held. port: a name or a decimal number. */
+ * Service is not held. port: a name or a decimal number. Results are cached until the Service or one of
+ * its slices changes: the array is new, its strings may be shared with later results (do not modify them). */
 json_t *bgw_k8s_index_lookup(struct bgw_k8s_index *x, const char *ns, const char *service, const char *port);
 
 /* Counts of held objects, for logs and tests. */

@@ -241,7 +241,9 @@ static enum bgw_k8s_outcome do_list(struct informer *f, unsigned *ra)
             status_message(f, msg, sizeof msg);
             *ra = retry_after(f->curl);
             bgw_log_warn("kubernetes: list %s: HTTP %ld %s", url, st, msg);
-            out = st == 410 ? BGW_K8S_GONE : BGW_K8S_LIST_FAILED;
+            /* 410 here is a continue token gone stale: list again from the start, after a short backoff so
+             * that a server answering every list with 410 is not hammered */
+            out = BGW_K8S_LIST_FAILED;
             goto done;
         }
         json_error_t jerr;
@@ -429,7 +431,10 @@ static void *informer_main(void *arg)
         }
         if (atomic_load(&w->stopping))
             break;
-        struct bgw_k8s_step s = bgw_k8s_policy_next(&f->policy, o, ra, next_rand(f));
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        struct bgw_k8s_step s = bgw_k8s_policy_next(&f->policy, o, ra, next_rand(f),
+                                                    (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1);
         if (s.relist && !relist && o == BGW_K8S_GONE)
             bgw_log_info("kubernetes: %s resourceVersion %s is too old (410 Gone): listing again",
                          kind_names[f->kind], f->rv);
@@ -454,6 +459,8 @@ struct bgw_k8s_watcher *bgw_k8s_watcher_start(struct bgw_k8s_watcher_config *cfg
         return NULL;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strncmp(cfg->conn.server, "http://", 7) == 0 && (cfg->conn.token || cfg->conn.token_file))
+        bgw_log_warn("kubernetes: %s is plain HTTP: the bearer token travels unencrypted", cfg->conn.server);
     w->conn = cfg->conn;
     memset(&cfg->conn, 0, sizeof cfg->conn);
     pthread_mutex_init(&w->conn.lock, NULL);

@@ -5,7 +5,8 @@
  * One thread per (resource, namespace) runs the loop of watch_policy.h: list with limit/continue, then
  * watch from the list's resourceVersion with allowWatchBookmarks and timeoutSeconds, applying each event
  * as it arrives (the stream is cut into events by json_splitter.h, not by chunk). EndpointSlices are
- * listed and watched with the label selector kubernetes.io/service-name.
+ * listed and watched with the label selector kubernetes.io/service-name. Events and lists are counted in
+ * metrics.h (bgw_k8s_watch_events_total, bgw_k8s_relists_total).
  */
 #ifndef BGW_K8S_WATCH_H
 #define BGW_K8S_WATCH_H

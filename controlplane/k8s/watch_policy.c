@@ -4,6 +4,8 @@
  */
 #include "watch_policy.h"
 
+#include <stdbool.h>
+
 uint32_t bgw_k8s_backoff_ms(unsigned failures, uint32_t rnd)
 {
     uint32_t d = BGW_K8S_BACKOFF_BASE_MS;
@@ -16,7 +18,7 @@ uint32_t bgw_k8s_backoff_ms(unsigned failures, uint32_t rnd)
 }
 
 struct bgw_k8s_step bgw_k8s_policy_next(struct bgw_k8s_policy *p, enum bgw_k8s_outcome outcome,
-                                        unsigned retry_after_s, uint32_t rnd)
+                                        unsigned retry_after_s, uint32_t rnd, int64_t now_ms)
 {
     struct bgw_k8s_step s = {false, 0};
 
@@ -25,9 +27,14 @@ struct bgw_k8s_step bgw_k8s_policy_next(struct bgw_k8s_policy *p, enum bgw_k8s_o
     case BGW_K8S_WATCH_ENDED:
         p->failures = 0;
         return s;
-    case BGW_K8S_GONE:
+    case BGW_K8S_GONE: {
+        bool again = p->last_gone_ms && now_ms - p->last_gone_ms < BGW_K8S_GONE_WINDOW_MS;
+        p->last_gone_ms = now_ms;
         s.relist = true;
-        return s;
+        if (!again)
+            return s;
+        break;
+    }
     case BGW_K8S_WATCH_ERROR:
     case BGW_K8S_LIST_FAILED:
         s.relist = true;

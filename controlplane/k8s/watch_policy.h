@@ -5,7 +5,9 @@
  *   listed                  → watch from the list's resourceVersion at once
  *   watch ended (timeout, dropped connection, after events or a second or more) → watch again at once
  *   watch ended at once without a byte → a failure: watch again after a backoff
- *   410 Gone (HTTP, or an ERROR event with code 410) → list again at once (the history is compacted)
+ *   410 Gone (HTTP, or an ERROR event with code 410) → list again at once (the history is compacted);
+ *                           a 410 within BGW_K8S_GONE_WINDOW_MS of the previous one counts as a failure
+ *                           (backoff), so a server that expires every watch at once is not hammered
  *   ERROR event (other code), unreadable stream     → list again after a backoff
  *   HTTP error (5xx, 429, 401...) or network error  → the same step (list or watch) again after a backoff,
  *                                                     at least Retry-After when the server sent one
@@ -23,6 +25,7 @@
 #define BGW_K8S_BACKOFF_BASE_MS 250
 #define BGW_K8S_BACKOFF_MAX_MS 10000
 #define BGW_K8S_RETRY_AFTER_MAX_MS 60000
+#define BGW_K8S_GONE_WINDOW_MS 1000
 
 enum bgw_k8s_outcome {
     BGW_K8S_LISTED,         /* a complete list was applied */
@@ -36,6 +39,7 @@ enum bgw_k8s_outcome {
 
 struct bgw_k8s_policy {
     unsigned failures;      /* consecutive failures so far */
+    int64_t last_gone_ms;   /* when the last 410 came (0: never) */
 };
 
 struct bgw_k8s_step {
@@ -44,9 +48,9 @@ struct bgw_k8s_step {
 };
 
 /* The next step after outcome; retry_after_s: the server's Retry-After (0 when none); rnd: a uniformly
- * random 32-bit number. Updates p->failures. */
+ * random 32-bit number; now_ms: a monotonic clock in milliseconds (> 0). Updates *p. */
 struct bgw_k8s_step bgw_k8s_policy_next(struct bgw_k8s_policy *p, enum bgw_k8s_outcome outcome,
-                                        unsigned retry_after_s, uint32_t rnd);
+                                        unsigned retry_after_s, uint32_t rnd, int64_t now_ms);
 
 /* The backoff after `failures` consecutive failures (>= 1) with the random number rnd. */
 uint32_t bgw_k8s_backoff_ms(unsigned failures, uint32_t rnd);

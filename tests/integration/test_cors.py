@@ -81,7 +81,19 @@ class CorsTest(harness.ProxyTestCase):
     def test_preflight_for_method_not_allowed_is_403(self):
         r = self.send("OPTIONS", "/strict/x", preflight("PATCH"))
         self.assertErrorBody(r, 403, "cors_denied")
+        self.assertFalse(r.has("Access-Control-Allow-Origin"), r)
         self.assertNothingForwarded()
+
+    def test_error_after_a_cors_request_on_the_same_connection(self):
+        # a CORS request, then a malformed one on the same connection: the 400 carries no CORS headers
+        with self.proxy.conn() as c:
+            r = c.request("GET", "/strict/x", [("Origin", APP)])
+            self.assertEqual(r.header("Access-Control-Allow-Origin"), APP)
+            c.send(b"GET /strict/x HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 400, r)
+            self.assertFalse(r.has("Access-Control-Allow-Origin"), r)
+            self.assertFalse(r.has("Vary"), r)
 
     def test_preflight_for_header_not_allowed_is_403(self):
         r = self.send("OPTIONS", "/strict/x", preflight("POST", headers="content-type, x-secret"))

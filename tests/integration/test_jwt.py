@@ -30,7 +30,9 @@ class JwtTest(harness.ProxyTestCase):
                 route("users", "svc", path_prefix="/users", auth="users-jwt"),
                 route("hmac", "svc", path_prefix="/hmac", auth="hmac-jwt"),
                 route("any-aud", "svc", path_prefix="/anyaud", auth="no-aud"),
+                route("limited", "svc", path_prefix="/limited", auth="users-jwt", rate_limit="per-user"),
             ],
+            "rate_limits": [{"name": "per-user", "requests": 1, "per": "hour", "burst": 1, "key": "claim:sub"}],
             "auth_policies": [
                 {"name": "users-jwt", "issuer": ISSUER, "audiences": [AUDIENCE, "api-2"],
                  "algorithms": ["RS256", "PS256", "ES256"], "jwks": jwks(cls.rsa, cls.ec),
@@ -115,6 +117,15 @@ class JwtTest(harness.ProxyTestCase):
         self.assertAccepted("/users/x", token(self.rsa, payload=claims(exp=now - SKEW + 10)))
         self.up.clear()
         self.assertAccepted("/users/x", token(self.rsa, payload=claims(nbf=now + SKEW - 10)))
+
+    def test_rate_limit_keyed_by_a_claim(self):
+        alice = token(self.rsa, payload=claims(sub="alice"))
+        bob = token(self.rsa, payload=claims(sub="bob"))
+        self.assertEqual(self.get("/limited/x", alice).status, 200)
+        r = self.get("/limited/x", token(self.ec, payload=claims(sub="alice")))    # another token, same sub
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(self.get("/limited/x", bob).status, 200, "bob shares alice's bucket")
+        self.assertEqual(self.get("/limited/x", bob).status, 429)
 
     # client-sent claim headers
 

@@ -17,7 +17,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "k8s"))
-from k8s_sim import ApiSim, endpoint, endpointslice, make_tls, service  # noqa: E402
+from k8s_sim import ApiSim, endpoint, endpointslice, make_client_cert, make_tls, service  # noqa: E402
 
 from control_harness import Control  # noqa: E402
 from harness import HERE, Conn, Proxy, clean_env, free_port, parse_prometheus, wait_until  # noqa: E402
@@ -76,7 +76,8 @@ class DiscoveryBase(unittest.TestCase):
         if self.tls:
             self.ca, cert, key = make_tls(self.tmp)
             tls = (cert, key)
-        self.sim = ApiSim(token="k8s-t0ken", tls=tls, bookmark_interval=self.bookmark_interval).start()
+        self.sim = ApiSim(token="k8s-t0ken", tls=tls, bookmark_interval=self.bookmark_interval,
+                          client_ca=self.ca if self.tls else None).start()
         self.sim.apply(service(NS, "web", [("http", 80, "web")]))
         self.sim.apply(service("elsewhere", "web", [("http", 80, "web")]))
         self.sim.apply(endpointslice("elsewhere", "web-x", "web", [("127.0.0.99", True)], [("http", self.port)]))
@@ -143,6 +144,14 @@ class DiscoveryBase(unittest.TestCase):
                 seen[key] = seen.get(key, 0) + 1
         return seen
 
+    def served_by_new_connections(self, n):
+        seen = set()
+        for i in range(n):
+            with Conn(self.proxy.port, timeout=5) as c:
+                r = c.request("GET", "/probe?i=%d" % i)
+                seen.add(r.header("x-upstream") if r.status == 200 else r.status)
+        return seen
+
     def control_metrics(self):
         return self.cp.metrics()
 
@@ -181,6 +190,19 @@ class DiscoveryTest(DiscoveryBase):
         self.assertGreaterEqual(metric_value(m, "bgw_k8s_watch_events_total", resource="endpointslices",
                                              type="DELETED"), 1)
 
+    def test_paginated_list_and_stale_continue(self):
+        # more Services than one page (500): the list follows `continue`; the first continue token is
+        # made stale (410) on the way, so the list starts over
+        for i in range(520):
+            self.sim.apply(service("bulk", "s%d" % i, [("http", 80, 80)]))
+        self.sim.compact_after_page = True
+        self.start(pods=(11,))
+        self.wait_endpoints(self.addrs(11))
+        conts = [p for (_, p) in self.sim.requests if "/services?" in p and "continue=" in p]
+        self.assertGreaterEqual(len(conts), 2, conts)          # the stale one, then the good one
+        self.assertIn("HTTP 410", self.cp.stderr_text())
+        self.assertIn("listed 522 services", self.cp.stderr_text())
+
     def test_not_ready_terminating_and_null_endpoints(self):
         self.start(pods=(11, 12, 13))
         self.wait_endpoints(self.addrs(11, 12, 13))
@@ -205,22 +227,33 @@ class DiscoveryTest(DiscoveryBase):
         self.wait_endpoints(self.addrs(11))
         self.assertEqual(set(self.served_by(5)), {"pod11"})
 
-    def test_watch_dropped_and_split_events(self):
+    def test_watch_dropped_timed_out_and_split_events(self):
         self.start(pods=(11, 12))
         self.wait_endpoints(self.addrs(11, 12))
+        lists = metric_value(self.control_metrics(), "bgw_k8s_relists_total")
+        self.assertEqual(lists, 0)                                        # first lists are not relists
         self.sim.split_chunks = True
         for i in range(3):
             wait_until(lambda: self.sim.watch_count() >= 2, 10, message="bgw-control watching")
             self.sim.drop_watches()
             self.set_slice("web-a", [(11, True), (12, i % 2 == 1)])
             self.wait_endpoints(self.addrs(11, 12) if i % 2 else self.addrs(11))
+        # watches that time out on the server side are resumed the same way
+        self.sim.watch_timeout_cap = 1.1
+        watches = lambda: sum(1 for (_, p) in self.sim.requests if "watch=1" in p)
+        before = watches()
+        self.sim.drop_watches()
+        wait_until(lambda: watches() >= before + 6, 10, message="watches timing out and resumed")
+        self.set_slice("web-a", [(12, True)])
+        self.wait_endpoints(self.addrs(12))
         m = self.control_metrics()
-        self.assertEqual(metric_value(m, "bgw_k8s_relists_total"), 0)   # a dropped watch resumes, no relist
+        self.assertEqual(metric_value(m, "bgw_k8s_relists_total"), lists)   # a dropped watch resumes: no list
 
     def test_compacted_history_relists(self):
         self.start(pods=(11, 12, 13))
         self.wait_endpoints(self.addrs(11, 12, 13))
         wait_until(lambda: self.sim.watch_count() >= 2, 10, message="bgw-control watching")
+        lists = metric_value(self.control_metrics(), "bgw_k8s_relists_total")
         # the watches fail while changes happen and the history is compacted: resuming from the old
         # resourceVersion is 410 Gone (an ERROR event), so bgw-control must list again
         self.sim.fail(500, seconds=1.0)
@@ -231,7 +264,7 @@ class DiscoveryTest(DiscoveryBase):
         self.sim.compact()
         self.wait_endpoints(self.addrs(11))
         m = self.control_metrics()
-        self.assertGreaterEqual(metric_value(m, "bgw_k8s_relists_total"), 1)
+        self.assertGreater(metric_value(m, "bgw_k8s_relists_total"), lists)
         # and as an HTTP 410 on the watch request
         self.sim.watch_gone_http = True
         self.sim.fail(500, seconds=1.0)
@@ -310,6 +343,11 @@ class DiscoveryTest(DiscoveryBase):
                 self.set_slice("web-a", [(n, True) for n in live] +
                                [endpoint("127.0.0.%d" % old, False, terminating=True, serving=True)])
                 self.wait_endpoints(self.addrs(*live))
+                # every worker has switched (the admin /config can lead a worker's pick-up of the new
+                # snapshot): new connections, spread over the workers, no longer reach the old pod;
+                # then it is removed and stopped, as after a pod's grace period
+                wait_until(lambda: "pod%d" % old not in self.served_by_new_connections(8), 10,
+                           message="pod%d no longer chosen by any worker" % old)
                 self.set_slice("web-a", [(n, True) for n in live])
                 self.pods.pop(old).stop()
         finally:
@@ -347,6 +385,17 @@ class InClusterTest(DiscoveryBase):
         paths = [p for (_, p) in self.sim.requests]
         self.assertTrue(all("/namespaces/%s/" % NS in p for p in paths if "services" in p or "slices" in p), paths)
         self.assertTrue(any("allowWatchBookmarks=true" in p and "watch=1" in p for p in paths), paths)
+
+    def test_client_certificate_kubeconfig(self):
+        cert, key = make_client_cert(self.tmp)
+        kc = self.sim.kubeconfig(os.path.join(self.tmp, "kubeconfig"), ca_file=self.ca, client_cert=cert,
+                                 client_key=key)
+        with open(kc) as f:
+            self.assertNotIn("token: k8s-t0ken", f.read())   # the certificate is the only credential
+        self.start(pods=(11,), args=["--kubeconfig", kc])
+        self.wait_endpoints(self.addrs(11))
+        self.set_slice("web-a", [(11, False)])
+        self.wait_endpoints([])
 
     def test_wrong_token_retries_until_fixed(self):
         kc = self.sim.kubeconfig(os.path.join(self.tmp, "kubeconfig"), token="wrong", ca_file=self.ca)

@@ -115,6 +115,21 @@ def make_tls(d):
     return tuple(os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key"))
 
 
+def make_client_cert(d, name="bgw-control"):
+    """A client certificate (CN=name) signed by the CA make_tls() made in d. Returns (cert_file, key_file)."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + name,
+        "-keyout", name + ".key", "-out", name + ".csr")
+    with open(os.path.join(d, name + ".ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", name + ".ext", "-out", name + ".pem")
+    return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+
+
 class _Gone(Exception):
     pass
 
@@ -122,12 +137,16 @@ class _Gone(Exception):
 class ApiSim:
     """The simulated API server. All methods are thread-safe."""
 
-    def __init__(self, token="sim-token", tls=None, bookmark_interval=1.0, host="127.0.0.1", port=0):
+    def __init__(self, token="sim-token", tls=None, bookmark_interval=1.0, host="127.0.0.1", port=0,
+                 client_ca=None):
         self.token = token
         self.tls = tls                   # (certfile, keyfile) → HTTPS
+        self.client_ca = client_ca       # with tls: a client certificate signed by this CA also authenticates
         self.bookmark_interval = bookmark_interval
         self.split_chunks = False
         self.watch_gone_http = False     # too-old RV on watch: HTTP 410 instead of 200 + ERROR event
+        self.watch_timeout_cap = None    # seconds: end every watch this early, as a server-side timeout
+        self.compact_after_page = False  # one-shot: compact right after serving a page that has a continue
         self.host, self._port = host, port
         self.cond = threading.Condition()
         self.rv = 1
@@ -157,6 +176,9 @@ class ApiSim:
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.tls[0], self.tls[1])
+            if self.client_ca:
+                ctx.load_verify_locations(self.client_ca)
+                ctx.verify_mode = ssl.CERT_OPTIONAL
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                        daemon=True)
@@ -180,7 +202,7 @@ class ApiSim:
     def url(self):
         return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
-    def kubeconfig(self, path, token=None, ca_file=None, namespace="default"):
+    def kubeconfig(self, path, token=None, ca_file=None, namespace="default", client_cert=None, client_key=None):
         """Write a kubeconfig (YAML) for this server and return path."""
         lines = ["apiVersion: v1", "kind: Config", "current-context: sim",
                  "clusters:", "- name: sim-cluster", "  cluster:", "    server: " + self.url]
@@ -191,7 +213,13 @@ class ApiSim:
                   "- name: sim", "  context:", "    cluster: sim-cluster", "    user: sim-user",
                   "    namespace: " + namespace,
                   "users:", "- name: nobody", "  user:", "    token: wrong",
-                  "- name: sim-user", "  user:", "    token: " + (token if token is not None else self.token)]
+                  "- name: sim-user", "  user:"]
+        if client_cert:
+            for field, fn in (("client-certificate-data", client_cert), ("client-key-data", client_key)):
+                with open(fn, "rb") as f:
+                    lines.append("    %s: %s" % (field, base64.b64encode(f.read()).decode()))
+        else:
+            lines.append("    token: " + (token if token is not None else self.token))
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path
@@ -293,7 +321,7 @@ class ApiSim:
                 except Exception:
                     raise ValueError("invalid continue token")
                 snap = self.snapshots.get((list_rv, resource, ns, selector))
-                if snap is None or list_rv <= self.compacted_rv:
+                if snap is None or list_rv < self.compacted_rv:
                     raise _Gone("The provided continue parameter is too old to display a consistent list "
                                 "result. You can start a new list without the continue parameter.")
             else:
@@ -314,6 +342,9 @@ class ApiSim:
                 meta["continue"] = base64.urlsafe_b64encode(
                     json.dumps({"rv": list_rv, "start": start + len(items)}).encode()).decode()
                 meta["remainingItemCount"] = rest
+                if self.compact_after_page:
+                    self.compact_after_page = False
+                    self.snapshots.clear()                # this list's snapshot is gone: its continue is stale
             out = []
             for o in items:
                 o = copy.deepcopy(o)
@@ -452,7 +483,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self.control(path[len("/_sim/"):])
         with sim.cond:
             sim.requests.append((method, self.path))
-        if self.headers.get("Authorization", "") != "Bearer " + sim.token:
+        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        if self.headers.get("Authorization", "") != "Bearer " + sim.token and not peer:
             return self.reject(401, "Unauthorized", "Unauthorized")
         code = sim._should_fail()
         if code:
@@ -536,6 +568,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sel = (_parse_selector(q.get("labelSelector")), _parse_selector(q.get("fieldSelector")))
         bookmarks = _parse_bool(q.get("allowWatchBookmarks"))
         timeout = float(q.get("timeoutSeconds") or 1800)
+        if sim.watch_timeout_cap is not None:
+            timeout = min(timeout, sim.watch_timeout_cap)
         deadline = time.monotonic() + timeout
         rv_param = q.get("resourceVersion") or ""
         with sim.cond:

@@ -227,6 +227,54 @@ START_TEST(test_watchers_and_empty)
 }
 END_TEST
 
+/* ---- fetched keys ---- */
+
+static json_t *g_fetched;            /* what the fake JWKS fetcher has for https://keys.test/jwks */
+
+static json_t *fake_jwks(void *arg, const char *uri)
+{
+    (void)arg;
+    if (strcmp(uri, "https://keys.test/jwks") != 0 || !g_fetched) return NULL;
+    return json_deep_copy(g_fetched);
+}
+
+START_TEST(test_fetched_keys_merged)
+{
+    struct fixture f;
+    setup(&f);
+    bgw_builder_set_jwks(f.b, fake_jwks, NULL);
+    json_t *d = json_loads("{\"services\":[],\"routes\":[],\"rate_limits\":[],\"auth_policies\":["
+                           "{\"name\":\"a\",\"jwks_uri\":\"https://keys.test/jwks\","
+                           "\"jwks\":{\"keys\":[{\"kty\":\"oct\",\"kid\":\"inline\"}]}},"
+                           "{\"name\":\"b\",\"jwks_uri\":\"https://other.test/jwks\"},"
+                           "{\"name\":\"c\",\"jwks\":{\"keys\":[]}}]}", 0, NULL);
+    ck_assert_ptr_nonnull(d);
+    json_t *before = json_deep_copy(d);
+    bgw_builder_set_document(f.b, "3", d);                   /* nothing fetched yet: as stored */
+    ck_assert(json_equal(json_object_get(f.sink.doc, "auth_policies"), json_object_get(d, "auth_policies")));
+    g_fetched = json_loads("[{\"kty\":\"RSA\",\"kid\":\"k1\"}]", 0, NULL);
+    bgw_builder_sources_changed(f.b);
+    ck_assert(wait_count(&f.sink, 2));
+    ck_assert_str_eq(f.sink.version, "3.1");
+    json_t *want = json_loads("[{\"kty\":\"oct\",\"kid\":\"inline\"},{\"kty\":\"RSA\",\"kid\":\"k1\"}]", 0, NULL);
+    json_t *pols = json_object_get(f.sink.doc, "auth_policies");
+    ck_assert(json_equal(json_object_get(json_object_get(json_array_get(pols, 0), "jwks"), "keys"), want));
+    ck_assert_ptr_null(json_object_get(json_array_get(pols, 1), "jwks"));      /* never fetched */
+    ck_assert(json_equal(json_array_get(pols, 2), json_array_get(json_object_get(d, "auth_policies"), 2)));
+    ck_assert(json_equal(d, before));                                         /* the stored document as it was */
+    /* the same keys again: nothing published */
+    bgw_builder_sources_changed(f.b);
+    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    ck_assert_int_eq(sink_count(&f.sink), 2);
+    json_decref(want);
+    json_decref(before);
+    json_decref(d);
+    json_decref(g_fetched);
+    g_fetched = NULL;
+    teardown(&f);
+}
+END_TEST
+
 static Suite *builder_suite(void)
 {
     Suite *s = suite_create("snapshot_builder");
@@ -235,6 +283,7 @@ static Suite *builder_suite(void)
     tcase_add_test(tc, test_source_changes_coalesced_and_versioned);
     tcase_add_test(tc, test_health_applied);
     tcase_add_test(tc, test_watchers_and_empty);
+    tcase_add_test(tc, test_fetched_keys_merged);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -89,6 +89,7 @@ START_TEST(denied_preflights)
     ck_assert_int_eq(preflight(p, "https://app.example.co", "GET", NULL, &v), BGW_CORS_PREFLIGHT_DENIED);
     ck_assert_int_eq(preflight(p, "null", "GET", NULL, &v), BGW_CORS_PREFLIGHT_DENIED);
     ck_assert_int_eq(preflight(p, "https://app.example.com", "PATCH", NULL, &v), BGW_CORS_PREFLIGHT_DENIED);
+    ck_assert_ptr_null(v.allow_origin);                 /* a denied preflight grants nothing */
     ck_assert_int_eq(preflight(p, "https://app.example.com", "delete", NULL, &v), BGW_CORS_PREFLIGHT_DENIED);
     ck_assert_int_eq(preflight(p, "https://app.example.com", "", NULL, &v), BGW_CORS_PREFLIGHT_DENIED);
     ck_assert_int_eq(preflight(p, "https://app.example.com", "GET", "x-trace, x-other", &v),

@@ -218,6 +218,12 @@ START_TEST(time_bounds_with_skew)
     ck_assert_int_eq(check_at(p, NULL, t, NOW + 1000 + SKEW), BGW_JWT_OK);
     ck_assert_int_eq(check_at(p, NULL, t, NOW + 1000 + SKEW + 1), BGW_JWT_EXPIRED);
     free(t);
+    t = hs("{\"iss\":\"https://issuer.test\",\"aud\":\"api\",\"exp\":1e300}");        /* absurd, but valid */
+    struct bgw_jwt_cache *c = bgw_jwt_cache_new(0);
+    ck_assert_int_eq(check_at(p, c, t, NOW), BGW_JWT_OK);
+    ck_assert_int_eq(check_at(p, c, t, NOW + 86400), BGW_JWT_OK);                         /* cached a day */
+    bgw_jwt_cache_free(c);
+    free(t);
     t = hs("{\"iss\":\"https://issuer.test\",\"aud\":\"api\",\"exp\":\"soon\"}");
     ck_assert_int_eq(check_at(p, NULL, t, NOW), BGW_JWT_MALFORMED);
     free(t);
@@ -350,6 +356,44 @@ START_TEST(forwarded_claim_headers)
 }
 END_TEST
 
+START_TEST(kept_claims_for_rate_limits)
+{
+    struct bgw_auth_policy cfg;
+    struct bgw_jwt_policy *p = compile(algs_hs, 1, &cfg);
+    struct bgw_jwt_cache *c = bgw_jwt_cache_new(0);
+    struct bgw_jwt_verdict v;
+    size_t n;
+    char *t = hs(claims("\"tenant\":\"t-9\",\"n\":12"));
+    ck_assert_int_eq(bgw_jwt_check(p, c, t, strlen(t), NOW, &v), BGW_JWT_OK);    /* cached without kept claims */
+    ck_assert_uint_eq(v.claims_len, 0);
+    ck_assert_int_eq(bgw_jwt_policy_keep_claim(p, "tenant"), 0);
+    ck_assert_int_eq(bgw_jwt_policy_keep_claim(p, "n"), 0);
+    ck_assert_int_eq(bgw_jwt_policy_keep_claim(p, "absent"), 0);
+    ck_assert_int_eq(bgw_jwt_policy_keep_claim(p, "tenant"), 0);                 /* once */
+    for (int i = 0; i < 2; i++) {                  /* computed (new fingerprint: not the old entry), then cached */
+        ck_assert_int_eq(bgw_jwt_check(p, c, t, strlen(t), NOW, &v), BGW_JWT_OK);
+        const char *x = bgw_jwt_claim_find(v.claims, v.claims_len, "tenant", 6, &n);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_int_eq((int)n, 3);
+        ck_assert(memcmp(x, "t-9", 3) == 0);
+        x = bgw_jwt_claim_find(v.claims, v.claims_len, "n", 1, &n);
+        ck_assert_ptr_nonnull(x);
+        ck_assert(n == 2 && memcmp(x, "12", 2) == 0);
+        ck_assert_ptr_null(bgw_jwt_claim_find(v.claims, v.claims_len, "absent", 6, &n));
+        ck_assert_ptr_null(bgw_jwt_claim_find(v.claims, v.claims_len, "tenan", 5, &n));
+    }
+    uint64_t hits, misses;
+    bgw_jwt_cache_stats(c, &hits, &misses);
+    ck_assert_uint_eq(hits, 1);
+    static const char *more[] = {"c4", "c5", "c6", "c7", "c8", "c9"};
+    for (int i = 0; i < BGW_JWT_MAX_KEPT_CLAIMS - 3; i++) ck_assert_int_eq(bgw_jwt_policy_keep_claim(p, more[i]), 0);
+    ck_assert_int_eq(bgw_jwt_policy_keep_claim(p, more[5]), -1);                  /* over the bound */
+    free(t);
+    bgw_jwt_cache_free(c);
+    bgw_jwt_policy_free(p);
+}
+END_TEST
+
 static void add_header(struct bgw_http_head *h, const char *name, const char *value)
 {
     struct bgw_http_header *x = &h->headers[h->n_headers++];
@@ -424,6 +468,7 @@ int main(void)
     tcase_add_test(tc, forwarded_claim_headers);
     tcase_add_test(tc, request_strips_claim_headers_whatever_the_outcome);
     tcase_add_test(tc, reasons_are_a_small_fixed_set);
+    tcase_add_test(tc, kept_claims_for_rate_limits);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

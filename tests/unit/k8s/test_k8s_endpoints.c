@@ -73,6 +73,13 @@ START_TEST(test_conditions_and_ports)
     /* not a Service port: matched against the slices' port numbers (the target port) */
     CHECK_LOOKUP(x, "shop", "orders", "9091", "[\"10.0.0.1:9091\",\"10.0.0.2:9091\",\"10.0.0.5:9091\"]");
     CHECK_LOOKUP(x, "shop", "orders", "7777", "[]");
+    /* the Service changes which port 80 names: the cached result of "80" must not survive */
+    apply(x, BGW_K8S_SERVICES, "MODIFIED",
+          svc("shop", "orders", "[{\"name\":\"metrics\",\"port\":80,\"targetPort\":9090}]"), 1);
+    CHECK_LOOKUP(x, "shop", "orders", "80", "[\"10.0.0.1:9091\",\"10.0.0.2:9091\",\"10.0.0.5:9091\"]");
+    apply(x, BGW_K8S_SERVICES, "MODIFIED",
+          svc("shop", "orders", "[{\"name\":\"http\",\"port\":80,\"targetPort\":\"web\"},"
+                                "{\"name\":\"metrics\",\"port\":9090,\"targetPort\":9090}]"), 1);
     CHECK_LOOKUP(x, "shop", "orders", "grpc", "[]");
     CHECK_LOOKUP(x, "other", "orders", "http", "null");
     bgw_k8s_index_free(x);

@@ -12,29 +12,48 @@ START_TEST(test_steps)
     struct bgw_k8s_policy p = {0};
     struct bgw_k8s_step s;
 
-    s = bgw_k8s_policy_next(&p, BGW_K8S_LISTED, 0, 7);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_LISTED, 0, 7, 1);
     ck_assert(!s.relist);
     ck_assert_uint_eq(s.delay_ms, 0);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_ENDED, 0, 7);         /* timeout or drop: rewatch at once */
+    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_ENDED, 0, 7, 1);         /* timeout or drop: rewatch at once */
     ck_assert(!s.relist);
     ck_assert_uint_eq(s.delay_ms, 0);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_GONE, 0, 7);                /* 410: relist at once */
+    s = bgw_k8s_policy_next(&p, BGW_K8S_GONE, 0, 7, 1);                /* 410: relist at once */
     ck_assert(s.relist);
     ck_assert_uint_eq(s.delay_ms, 0);
     ck_assert_uint_eq(p.failures, 0);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_FAILED, 0, 0);        /* 500 on watch: rewatch after backoff */
+    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_FAILED, 0, 0, 1);        /* 500 on watch: rewatch after backoff */
     ck_assert(!s.relist);
     ck_assert_uint_eq(s.delay_ms, BGW_K8S_BACKOFF_BASE_MS / 2);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_ERROR, 0, 0);         /* ERROR event: relist after backoff */
+    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_ERROR, 0, 0, 1);         /* ERROR event: relist after backoff */
     ck_assert(s.relist);
     ck_assert_uint_eq(s.delay_ms, BGW_K8S_BACKOFF_BASE_MS);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_LIST_FAILED, 0, 0);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_LIST_FAILED, 0, 0, 1);
     ck_assert(s.relist);
     ck_assert_uint_eq(p.failures, 3);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_EMPTY, 0, 0);         /* an empty stream counts as a failure */
+    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_EMPTY, 0, 0, 1);         /* an empty stream counts as a failure */
     ck_assert_uint_eq(p.failures, 4);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_LISTED, 0, 0);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_LISTED, 0, 0, 1);
     ck_assert_uint_eq(p.failures, 0);
+}
+END_TEST
+
+/* A 410 right after another is a failure: a server expiring every watch at once gets a backoff. */
+START_TEST(test_repeated_gone)
+{
+    struct bgw_k8s_policy p = {0};
+    struct bgw_k8s_step s = bgw_k8s_policy_next(&p, BGW_K8S_GONE, 0, 0, 5000);
+    ck_assert(s.relist);
+    ck_assert_uint_eq(s.delay_ms, 0);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_LISTED, 0, 0, 5010);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_GONE, 0, 0, 5020);
+    ck_assert(s.relist);
+    ck_assert_uint_eq(s.delay_ms, BGW_K8S_BACKOFF_BASE_MS / 2);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_GONE, 0, 0, 5030);
+    ck_assert_uint_eq(s.delay_ms, BGW_K8S_BACKOFF_BASE_MS);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_ENDED, 0, 0, 9000);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_GONE, 0, 0, 9000 + BGW_K8S_GONE_WINDOW_MS);   /* a while later: at once */
+    ck_assert_uint_eq(s.delay_ms, 0);
 }
 END_TEST
 
@@ -64,9 +83,9 @@ END_TEST
 START_TEST(test_retry_after)
 {
     struct bgw_k8s_policy p = {0};
-    struct bgw_k8s_step s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_FAILED, 3, 0);
+    struct bgw_k8s_step s = bgw_k8s_policy_next(&p, BGW_K8S_WATCH_FAILED, 3, 0, 1);
     ck_assert_uint_eq(s.delay_ms, 3000);
-    s = bgw_k8s_policy_next(&p, BGW_K8S_LIST_FAILED, 100000, 0);
+    s = bgw_k8s_policy_next(&p, BGW_K8S_LIST_FAILED, 100000, 0, 1);
     ck_assert_uint_eq(s.delay_ms, BGW_K8S_RETRY_AFTER_MAX_MS);
 }
 END_TEST
@@ -76,6 +95,7 @@ static Suite *suite(void)
     Suite *s = suite_create("watch_policy");
     TCase *tc = tcase_create("watch_policy");
     tcase_add_test(tc, test_steps);
+    tcase_add_test(tc, test_repeated_gone);
     tcase_add_test(tc, test_backoff_bounds);
     tcase_add_test(tc, test_retry_after);
     suite_add_tcase(s, tc);
