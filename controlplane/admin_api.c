@@ -196,9 +196,10 @@ static void reply_store_error(struct bgw_admin_reply *rp, const struct bgw_store
 {
     static const unsigned status[] = {
         [BGW_STORE_INVALID] = 400, [BGW_STORE_NOT_FOUND] = 404, [BGW_STORE_CONFLICT] = 409,
-        [BGW_STORE_PRECONDITION] = 412, [BGW_STORE_IO] = 500,
+        [BGW_STORE_PRECONDITION] = 412, [BGW_STORE_IO] = 500, [BGW_STORE_TOO_LARGE] = 413,
     };
-    unsigned st = err->status >= BGW_STORE_INVALID && err->status <= BGW_STORE_IO ? status[err->status] : 500;
+    unsigned st = err->status >= BGW_STORE_INVALID && err->status <= BGW_STORE_TOO_LARGE ? status[err->status]
+                                                                                          : 500;
 
     bgw_admin_reply_error(rp, st, err->field, err->message);
 }

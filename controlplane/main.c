@@ -24,6 +24,7 @@
 #include "k8s_watch.h"
 #include "log.h"
 #include "store.h"
+#include "store_configmap.h"
 #include "xds_server.h"
 
 #define TOKEN_FILE_MAX 4096
@@ -49,6 +50,7 @@ static void usage(FILE *f)
             "                   [--xds-cert FILE --xds-key FILE [--xds-client-ca FILE]]\n"
             "                   [--admin-listen ADDR:PORT] [--admin-token-file FILE] [--log-format text|json]\n"
             "                   [--kubeconfig FILE | --in-cluster] [--watch-namespace NS]...\n"
+            "                   [--state-configmap NAMESPACE/NAME]\n"
             "       bgw-control --help | --version\n"
             "\n"
             "  --state-dir DIR          where the store is kept (default ./bgw-state)\n"
@@ -62,7 +64,8 @@ static void usage(FILE *f)
             "  --kubeconfig FILE        watch Services and EndpointSlices of the cluster this kubeconfig names\n"
             "  --in-cluster             the same with the pod's service account\n"
             "  --watch-namespace NS     only watch namespace NS (repeatable; default all namespaces)\n"
-            "  --state-configmap NS/NAME  keep the store in a ConfigMap (not available in this build yet)\n"
+            "  --state-configmap NS/NAME  keep the store in this ConfigMap instead of --state-dir, shared by\n"
+            "                           replicas (needs --kubeconfig or --in-cluster)\n"
             "  --jwks-refresh-interval SECONDS\n"
             "                           refetch every jwks_uri this often (default 300)\n"
             "Every flag can also be set as BGW_<FLAG> (e.g. BGW_ADMIN_TOKEN_FILE).\n");
@@ -223,8 +226,8 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     bgw_log_init("bgw-control", o.log_format, BGW_LOG_INFO);
-    if (o.state_configmap) {
-        bgw_log_error("--state-configmap: keeping the store in a ConfigMap is not available in this build yet");
+    if (o.state_configmap && !o.kubeconfig && !o.in_cluster) {
+        bgw_log_error("--state-configmap needs --kubeconfig or --in-cluster");
         return 1;
     }
     if (o.kubeconfig && o.in_cluster) {
@@ -285,7 +288,24 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct bgw_store_error serr;
-    struct bgw_store *store = bgw_store_open(o.state_dir, &serr);
+    struct bgw_store *store = NULL;
+    struct bgw_store_backend cm = {0};
+    if (o.state_configmap) {
+        struct bgw_k8s_conn cmconn;     /* a connection of its own, taken over by the backend */
+        int crc = o.kubeconfig ? bgw_k8s_conn_from_kubeconfig(&cmconn, o.kubeconfig, err, sizeof err)
+                               : bgw_k8s_conn_in_cluster(&cmconn, err, sizeof err);
+        if (crc == 0)
+            crc = bgw_store_configmap_new(&cmconn, o.state_configmap, &cm, err, sizeof err);
+        if (crc < 0) {
+            bgw_log_error("%s", err);
+            free(token);
+            bgw_k8s_conn_free(&kcfg.conn);
+            return 1;
+        }
+        store = bgw_store_open_backend(&cm, &serr);
+    } else {
+        store = bgw_store_open(o.state_dir, &serr);
+    }
     if (!store) {
         bgw_log_error("%s", serr.message);
         free(token);
@@ -306,7 +326,22 @@ int main(int argc, char **argv)
                          (unsigned long long)bgw_store_version(store));
         else
             bgw_log_info("bootstrap %s ignored: the state in %s already has a history", o.bootstrap,
-                         o.state_dir);
+                         o.state_configmap ? o.state_configmap : o.state_dir);
+    }
+    if (o.state_configmap) {
+        /* a ConfigMap that did not exist is created now (empty, or with what bootstrap loaded) */
+        int wrc = bgw_store_ensure_saved(store, &serr);
+        if (wrc < 0)
+            snprintf(err, sizeof err, "%s", serr.message);
+        else
+            wrc = bgw_store_configmap_watch(cm.impl, store, 0, err, sizeof err);
+        if (wrc < 0) {
+            bgw_log_error("%s", err);
+            bgw_store_close(store);
+            free(token);
+            bgw_k8s_conn_free(&kcfg.conn);
+            return 1;
+        }
     }
 
     struct bgw_xds_tls tls = {o.xds_cert, o.xds_key, o.xds_client_ca};
@@ -403,8 +438,9 @@ int main(int argc, char **argv)
         free(token);
         return 1;
     }
-    bgw_log_info("serving state %s (version %llu); admin API on %s (port %d)%s; config stream on %s%s",
-                 o.state_dir, (unsigned long long)bgw_store_version(store), o.admin_listen,
+    bgw_log_info("serving state %s%s (version %llu); admin API on %s (port %d)%s; config stream on %s%s",
+                 o.state_configmap ? "in ConfigMap " : "", o.state_configmap ? o.state_configmap : o.state_dir,
+                 (unsigned long long)bgw_store_version(store), o.admin_listen,
                  bgw_admin_http_port(http),
                  token ? " (bearer token required)" : "", o.xds_listen,
                  o.xds_client_ca ? " (mTLS)" : o.xds_cert ? " (TLS)" : "");

@@ -5,8 +5,14 @@
  * entries are never modified once made, so a change copies the arrays (not the objects), edits the copy,
  * validates the document the copy describes, writes it to disk and only then swaps it in. The state file
  * dir/state.json has the same shape: {"format": 1, "version": V, "services": [entries], ...}.
+ *
+ * Instead of a directory the state can live in a backend (struct bgw_store_backend, e.g. a ConfigMap): the
+ * same text, saved with the token last seen; a save that finds a newer stored state makes the change load
+ * that state and run again on top of it (see retry_loop()).
  */
 #include "store.h"
+
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +40,11 @@ struct bgw_store {
     struct bgw_config *cfg;             /* the validated current document */
     bgw_store_listener listener;
     void *listener_arg;
+    bool has_be;                        /* the state lives in be, not in dir */
+    struct bgw_store_backend be;
+    char token[BGW_STORE_TOKEN_MAX];    /* the backend's name of the state last loaded or saved */
+    bool absent;                        /* the backend had no state at open, none saved since */
+    bool stale;                         /* the last save found a newer stored state */
 };
 
 static const char *const kind_names[BGW_KIND_COUNT] = {"services", "routes", "rate_limits", "auth_policies"};
@@ -228,19 +239,54 @@ static int write_all(int fd, const char *p, size_t n)
 }
 
 /* Make (version, kinds) the state on disk: temp file, fsync, rename, fsync of the directory. */
-static int persist(struct bgw_store *s, json_t *const kinds[], uint64_t version, struct bgw_store_error *err)
+/* The text of the state file for (version, kinds), or NULL (out of memory). */
+static char *state_text(json_t *const kinds[], uint64_t version)
 {
-    json_t *state;
+    json_t *state = json_pack("{s:i,s:I}", "format", STATE_FORMAT, "version", (json_int_t)version);
     char *text;
-    int fd, rc = 0;
 
-    if (!s->dir)
-        return 0;
-    state = json_pack("{s:i,s:I}", "format", STATE_FORMAT, "version", (json_int_t)version);
     for (int k = 0; state && k < BGW_KIND_COUNT; k++)
         json_object_set(state, kind_names[k], kinds[k]);
     text = state ? json_dumps(state, JSON_INDENT(1)) : NULL;
     json_decref(state);
+    return text;
+}
+
+/* Save (version, kinds) in the backend with the token last seen. A newer stored state sets s->stale and
+ * fails with BGW_STORE_CONFLICT (the callers' retry loop loads it and tries again). */
+static int persist_backend(struct bgw_store *s, json_t *const kinds[], uint64_t version,
+                           struct bgw_store_error *err)
+{
+    char *text = state_text(kinds, version);
+    char token[BGW_STORE_TOKEN_MAX];
+    int rc;
+
+    if (!text)
+        return fail(err, BGW_STORE_IO, "", "out of memory");
+    memcpy(token, s->token, sizeof token);
+    rc = s->be.save(s->be.impl, text, token, err);
+    free(text);
+    if (rc == 1) {
+        s->stale = true;
+        return fail(err, BGW_STORE_CONFLICT, "", "the stored state was changed by another writer");
+    }
+    if (rc < 0)
+        return -1;
+    memcpy(s->token, token, sizeof token);
+    s->absent = false;
+    return 0;
+}
+
+static int persist(struct bgw_store *s, json_t *const kinds[], uint64_t version, struct bgw_store_error *err)
+{
+    char *text;
+    int fd, rc = 0;
+
+    if (s->has_be)
+        return persist_backend(s, kinds, version, err);
+    if (!s->dir)
+        return 0;
+    text = state_text(kinds, version);
     if (!text)
         return fail(err, BGW_STORE_IO, "", "out of memory");
     fd = openat(s->dir_fd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -270,16 +316,89 @@ static int persist(struct bgw_store *s, json_t *const kinds[], uint64_t version,
     return 0;
 }
 
-/* Read and check dir/state.json into s. A missing file is an empty state. */
-static int load(struct bgw_store *s, struct bgw_store_error *err)
+/* Make (version, kinds, cfg) current (takes kinds' references and cfg). */
+static void install(struct bgw_store *s, json_t *kinds[], uint64_t version, struct bgw_config *cfg)
 {
-    char path[4096], line[BGW_ERR_MAX];
-    json_error_t jerr;
-    json_t *state, *v;
+    for (int k = 0; k < BGW_KIND_COUNT; k++) {
+        json_decref(s->kinds[k]);
+        s->kinds[k] = kinds[k];
+        kinds[k] = NULL;
+    }
+    bgw_config_free(s->cfg);
+    s->cfg = cfg;
+    s->version = version;
+}
+
+/* Check state (a parsed state file; path names it in errors): *version, kinds (new references) and *cfg. */
+static int check_state(json_t *state, const char *path, uint64_t *version_out, json_t *kinds_out[],
+                       struct bgw_config **cfg_out, struct bgw_store_error *err)
+{
+    char line[BGW_ERR_MAX];
+    json_t *v;
     struct bgw_config *cfg = NULL;
     json_t *kinds[BGW_KIND_COUNT] = {0};
     uint64_t version;
-    int fd;
+
+    v = json_object_get(state, "format");
+    if (!json_is_object(state) || !json_is_integer(v) || json_integer_value(v) != STATE_FORMAT) {
+        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: format: must be %d", path, STATE_FORMAT);
+    }
+    v = json_object_get(state, "version");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: version: must be an integer >= 0", path);
+    }
+    version = (uint64_t)json_integer_value(v);
+    for (int k = 0; k < BGW_KIND_COUNT; k++) {
+        json_t *arr = json_object_get(state, kind_names[k]);
+        if (!json_is_array(arr)) {
+            return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: %s: must be an array", path,
+                        kind_names[k]);
+        }
+        for (size_t i = 0; i < json_array_size(arr); i++) {
+            json_t *e = json_array_get(arr, i), *rev = json_object_get(e, "revision");
+            if (!json_is_object(entry_object(e)) || !json_is_integer(rev) || json_integer_value(rev) < 1 ||
+                (uint64_t)json_integer_value(rev) > version) {
+                return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: %s[%zu]: needs an object and a "
+                            "revision in 1..version", path, kind_names[k], i);
+            }
+        }
+        kinds[k] = arr;
+    }
+    if (validate(kinds, &cfg, line, sizeof line) < 0)
+        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: %s", path, line);
+    for (int k = 0; k < BGW_KIND_COUNT; k++)
+        kinds_out[k] = json_incref(kinds[k]);
+    *version_out = version;
+    *cfg_out = cfg;
+    return 0;
+}
+
+/* Parse and check the state text (len bytes; path names it in errors) into the out parameters. */
+static int parse_state(const char *text, size_t len, const char *path, uint64_t *version, json_t *kinds[],
+                       struct bgw_config **cfg, struct bgw_store_error *err)
+{
+    json_error_t jerr;
+    json_t *state = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc;
+
+    if (!state)
+        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: line %d column %d: %s", path, jerr.line,
+                    jerr.column, jerr.text);
+    rc = check_state(state, path, version, kinds, cfg, err);
+    json_decref(state);
+    return rc;
+}
+
+/* Read and check dir/state.json into s. A missing file is an empty state. */
+static int load(struct bgw_store *s, struct bgw_store_error *err)
+{
+    char path[4096];
+    json_error_t jerr;
+    json_t *state;
+    struct bgw_config *cfg = NULL;
+    json_t *kinds[BGW_KIND_COUNT] = {0};
+    uint64_t version;
+    int fd, rc;
 
     snprintf(path, sizeof path, "%s/%s", s->dir, STATE_FILE);
     fd = openat(s->dir_fd, STATE_FILE, O_RDONLY | O_CLOEXEC);
@@ -293,48 +412,11 @@ static int load(struct bgw_store *s, struct bgw_store_error *err)
     if (!state)
         return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: line %d column %d: %s", path, jerr.line,
                     jerr.column, jerr.text);
-    v = json_object_get(state, "format");
-    if (!json_is_object(state) || !json_is_integer(v) || json_integer_value(v) != STATE_FORMAT) {
-        json_decref(state);
-        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: format: must be %d", path, STATE_FORMAT);
-    }
-    v = json_object_get(state, "version");
-    if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        json_decref(state);
-        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: version: must be an integer >= 0", path);
-    }
-    version = (uint64_t)json_integer_value(v);
-    for (int k = 0; k < BGW_KIND_COUNT; k++) {
-        json_t *arr = json_object_get(state, kind_names[k]);
-        if (!json_is_array(arr)) {
-            json_decref(state);
-            return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: %s: must be an array", path,
-                        kind_names[k]);
-        }
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            json_t *e = json_array_get(arr, i), *rev = json_object_get(e, "revision");
-            if (!json_is_object(entry_object(e)) || !json_is_integer(rev) || json_integer_value(rev) < 1 ||
-                (uint64_t)json_integer_value(rev) > version) {
-                json_decref(state);
-                return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: %s[%zu]: needs an object and a "
-                            "revision in 1..version", path, kind_names[k], i);
-            }
-        }
-        kinds[k] = arr;
-    }
-    if (validate(kinds, &cfg, line, sizeof line) < 0) {
-        json_decref(state);
-        return fail(err, BGW_STORE_INVALID, "", "%s: corrupt state file: %s", path, line);
-    }
-    for (int k = 0; k < BGW_KIND_COUNT; k++) {
-        json_decref(s->kinds[k]);
-        s->kinds[k] = json_incref(kinds[k]);
-    }
-    bgw_config_free(s->cfg);
-    s->cfg = cfg;
-    s->version = version;
+    rc = check_state(state, path, &version, kinds, &cfg, err);
     json_decref(state);
-    return 0;
+    if (rc == 0)
+        install(s, kinds, version, cfg);
+    return rc;
 }
 
 /* ---- open, close ---- */
@@ -404,6 +486,8 @@ void bgw_store_close(struct bgw_store *s)
 {
     if (!s)
         return;
+    if (s->has_be && s->be.close)
+        s->be.close(s->be.impl);        /* first: nothing calls bgw_store_reload() after this */
     for (int k = 0; k < BGW_KIND_COUNT; k++)
         json_decref(s->kinds[k]);
     bgw_config_free(s->cfg);
@@ -473,16 +557,54 @@ static int commit(struct bgw_store *s, json_t *kinds[], uint64_t version, struct
         bgw_config_free(cfg);
         return -1;
     }
-    for (int k = 0; k < BGW_KIND_COUNT; k++) {
-        json_decref(s->kinds[k]);
-        s->kinds[k] = kinds[k];
-        kinds[k] = NULL;
-    }
-    bgw_config_free(s->cfg);
-    s->cfg = cfg;
-    s->version = version;
+    install(s, kinds, version, cfg);
     notify(s);
     return 0;
+}
+
+/* Load the backend's stored state into s after a save found it newer (lock held). A backend without a
+ * state keeps the current one (the next save creates it again); an invalid stored state is logged and
+ * overwritten by the next save. */
+static int refresh(struct bgw_store *s, struct bgw_store_error *err)
+{
+    char token[BGW_STORE_TOKEN_MAX] = "", *text = NULL;
+    json_t *kinds[BGW_KIND_COUNT] = {0};
+    struct bgw_config *cfg = NULL;
+    struct bgw_store_error perr;
+    uint64_t version;
+
+    s->stale = false;
+    if (s->be.load(s->be.impl, &text, token, err) < 0)
+        return -1;
+    memcpy(s->token, token, sizeof token);
+    s->absent = text == NULL;
+    if (!text)
+        return 0;
+    if (parse_state(text, strlen(text), "stored state", &version, kinds, &cfg, &perr) < 0) {
+        bgw_log_warn("store: %s; keeping the last good state, which the next change replaces it with",
+                     perr.message);
+        free(text);
+        return 0;
+    }
+    free(text);
+    install(s, kinds, version, cfg);
+    notify(s);
+    return 0;
+}
+
+/* After an attempt of a change (lock held) that returned rc: true when it should run again because its
+ * save met a newer stored state, now loaded; at most BGW_STORE_RETRIES times again (*tries counts). */
+static bool retry_after(struct bgw_store *s, int rc, int *tries, struct bgw_store_error *err)
+{
+    if (rc == 0 || !s->stale)
+        return false;
+    if (++*tries > BGW_STORE_RETRIES) {
+        s->stale = false;
+        fail(err, BGW_STORE_CONFLICT, "", "the stored state kept changing under this change (%d attempts): "
+             "try again", *tries);
+        return false;
+    }
+    return refresh(s, err) == 0;
 }
 
 /* Does If-Match value if_match match entry (NULL: no object)? */
@@ -542,31 +664,17 @@ static json_t *clean_object(const json_t *obj, const char *name)
     return o;
 }
 
-int bgw_store_put(struct bgw_store *s, enum bgw_store_kind kind, const char *name, const json_t *body,
-                  const char *if_match, bool *created, json_t **out, struct bgw_store_error *err)
+/* One attempt of bgw_store_put with the lock held; obj: the cleaned object (a new reference is taken). */
+static int put_locked(struct bgw_store *s, enum bgw_store_kind kind, const char *name, json_t *obj_in,
+                      const char *if_match, bool *created, json_t **out, struct bgw_store_error *err)
 {
     json_t *kinds[BGW_KIND_COUNT] = {0}, *maps[BGW_KIND_COUNT] = {0};
-    json_t *obj, *named, *entry = NULL;
+    json_t *obj = json_incref(obj_in), *entry = NULL;
     struct bgw_config *cfg = NULL;
     char line[BGW_ERR_MAX];
     long at;
     int rc = -1;
 
-    if (kind < 0 || kind >= BGW_KIND_COUNT)
-        return fail(err, BGW_STORE_NOT_FOUND, "", "no such kind");
-    if (!bgw_store_name_valid(name))
-        return fail(err, BGW_STORE_INVALID, "name", "name: must be 1-%d characters of A-Za-z0-9._-",
-                    BGW_NAME_MAX);
-    if (!json_is_object(body))
-        return fail(err, BGW_STORE_INVALID, "", "the body must be a JSON object");
-    named = json_object_get(body, "name");
-    if (named && (!json_is_string(named) || strcmp(json_string_value(named), name) != 0))
-        return fail(err, BGW_STORE_INVALID, "name", "name: must be \"%s\", the name in the URL", name);
-    obj = clean_object(body, name);
-    if (!obj)
-        return fail(err, BGW_STORE_IO, "", "out of memory");
-
-    pthread_mutex_lock(&s->lock);
     at = find(s->kinds[kind], name);
     const json_t *cur = at >= 0 ? json_array_get(s->kinds[kind], (size_t)at) : NULL;
     if (!if_match_ok(if_match, cur)) {
@@ -617,7 +725,34 @@ int bgw_store_put(struct bgw_store *s, enum bgw_store_kind kind, const char *nam
 out:
     free_kinds(kinds);
     json_decref(entry);
+    return rc;
+}
+
+int bgw_store_put(struct bgw_store *s, enum bgw_store_kind kind, const char *name, const json_t *body,
+                  const char *if_match, bool *created, json_t **out, struct bgw_store_error *err)
+{
+    json_t *obj, *named;
+    int rc, tries = 0;
+
+    if (kind < 0 || kind >= BGW_KIND_COUNT)
+        return fail(err, BGW_STORE_NOT_FOUND, "", "no such kind");
+    if (!bgw_store_name_valid(name))
+        return fail(err, BGW_STORE_INVALID, "name", "name: must be 1-%d characters of A-Za-z0-9._-",
+                    BGW_NAME_MAX);
+    if (!json_is_object(body))
+        return fail(err, BGW_STORE_INVALID, "", "the body must be a JSON object");
+    named = json_object_get(body, "name");
+    if (named && (!json_is_string(named) || strcmp(json_string_value(named), name) != 0))
+        return fail(err, BGW_STORE_INVALID, "name", "name: must be \"%s\", the name in the URL", name);
+    obj = clean_object(body, name);
+    if (!obj)
+        return fail(err, BGW_STORE_IO, "", "out of memory");
+    pthread_mutex_lock(&s->lock);
+    do
+        rc = put_locked(s, kind, name, obj, if_match, created, out, err);
+    while (retry_after(s, rc, &tries, err));
     pthread_mutex_unlock(&s->lock);
+    json_decref(obj);
     return rc;
 }
 
@@ -639,8 +774,9 @@ static const char *referenced_by(const struct bgw_config *cfg, enum bgw_store_ki
     return NULL;
 }
 
-int bgw_store_delete(struct bgw_store *s, enum bgw_store_kind kind, const char *name, const char *if_match,
-                     struct bgw_store_error *err)
+/* One attempt of bgw_store_delete with the lock held. */
+static int delete_locked(struct bgw_store *s, enum bgw_store_kind kind, const char *name, const char *if_match,
+                         struct bgw_store_error *err)
 {
     json_t *kinds[BGW_KIND_COUNT] = {0};
     struct bgw_config *cfg = NULL;
@@ -649,9 +785,6 @@ int bgw_store_delete(struct bgw_store *s, enum bgw_store_kind kind, const char *
     long at;
     int rc = -1;
 
-    if (kind < 0 || kind >= BGW_KIND_COUNT)
-        return fail(err, BGW_STORE_NOT_FOUND, "", "no such kind");
-    pthread_mutex_lock(&s->lock);
     at = bgw_store_name_valid(name) ? find(s->kinds[kind], name) : -1;
     if (at < 0) {
         fail(err, BGW_STORE_NOT_FOUND, "", "%s/%s not found", kind_names[kind], name);
@@ -681,6 +814,20 @@ int bgw_store_delete(struct bgw_store *s, enum bgw_store_kind kind, const char *
     rc = commit(s, kinds, s->version + 1, cfg, err);
 out:
     free_kinds(kinds);
+    return rc;
+}
+
+int bgw_store_delete(struct bgw_store *s, enum bgw_store_kind kind, const char *name, const char *if_match,
+                     struct bgw_store_error *err)
+{
+    int rc, tries = 0;
+
+    if (kind < 0 || kind >= BGW_KIND_COUNT)
+        return fail(err, BGW_STORE_NOT_FOUND, "", "no such kind");
+    pthread_mutex_lock(&s->lock);
+    do
+        rc = delete_locked(s, kind, name, if_match, err);
+    while (retry_after(s, rc, &tries, err));
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -826,10 +973,12 @@ out:
 
 int bgw_store_apply(struct bgw_store *s, const json_t *doc, json_t **summary, struct bgw_store_error *err)
 {
-    int rc;
+    int rc, tries = 0;
 
     pthread_mutex_lock(&s->lock);
-    rc = apply_locked(s, doc, summary, err);
+    do
+        rc = apply_locked(s, doc, summary, err);
+    while (retry_after(s, rc, &tries, err));
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -840,7 +989,7 @@ int bgw_store_bootstrap(struct bgw_store *s, const char *file, bool *applied, st
     char line[BGW_ERR_MAX];
     json_error_t jerr;
     json_t *doc;
-    int rc;
+    int rc = 0;
 
     *applied = false;
     if (bgw_config_load_file(file, &cfg, line, sizeof line) < 0)
@@ -851,10 +1000,18 @@ int bgw_store_bootstrap(struct bgw_store *s, const char *file, bool *applied, st
         return fail(err, BGW_STORE_INVALID, "", "%s: line %d column %d: %s", file, jerr.line, jerr.column,
                     jerr.text);
     pthread_mutex_lock(&s->lock);
-    if (s->version != 0) {
+    int tries = 0;
+    bool ran = false;
+    for (;;) {
         rc = 0;
-    } else {
+        ran = s->version == 0;      /* a newer stored state with a history: left alone */
+        if (!ran)
+            break;
         rc = apply_locked(s, doc, NULL, err);
+        if (!retry_after(s, rc, &tries, err))
+            break;
+    }
+    if (ran) {
         if (rc < 0) {
             char msg[BGW_ERR_MAX];
             snprintf(msg, sizeof msg, "%s", err->message);
@@ -865,6 +1022,90 @@ int bgw_store_bootstrap(struct bgw_store *s, const char *file, bool *applied, st
     }
     pthread_mutex_unlock(&s->lock);
     json_decref(doc);
+    return rc;
+}
+
+/* ---- backends ---- */
+
+struct bgw_store *bgw_store_open_backend(const struct bgw_store_backend *b, struct bgw_store_error *err)
+{
+    struct bgw_store *s = store_new();
+    char *text = NULL;
+
+    if (!s) {
+        if (b->close)
+            b->close(b->impl);
+        fail(err, BGW_STORE_IO, "", "out of memory");
+        return NULL;
+    }
+    s->be = *b;
+    s->has_be = true;
+    if (b->load(b->impl, &text, s->token, err) < 0)
+        goto fail;
+    s->absent = text == NULL;
+    if (text) {
+        json_t *kinds[BGW_KIND_COUNT] = {0};
+        struct bgw_config *cfg = NULL;
+        uint64_t version;
+        int rc = parse_state(text, strlen(text), "stored state", &version, kinds, &cfg, err);
+        free(text);
+        if (rc < 0)
+            goto fail;
+        install(s, kinds, version, cfg);
+    }
+    return s;
+fail:
+    bgw_store_close(s);
+    return NULL;
+}
+
+int bgw_store_ensure_saved(struct bgw_store *s, struct bgw_store_error *err)
+{
+    int rc = 0, tries = 0;
+
+    pthread_mutex_lock(&s->lock);
+    while (s->has_be && s->absent) {
+        json_t *kinds[BGW_KIND_COUNT] = {0};
+        if (copy_kinds(s, kinds, err) < 0) {
+            rc = -1;
+            break;
+        }
+        s->stale = false;
+        rc = persist(s, kinds, s->version, err);
+        free_kinds(kinds);
+        if (!retry_after(s, rc, &tries, err))
+            break;                          /* else someone else saved one meanwhile: theirs is loaded */
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int bgw_store_reload(struct bgw_store *s, const char *text, const char *token, struct bgw_store_error *err)
+{
+    json_t *kinds[BGW_KIND_COUNT] = {0};
+    struct bgw_config *cfg = NULL;
+    uint64_t version;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (strcmp(token, s->token) == 0)
+        goto out;
+    if (parse_state(text, strlen(text), "stored state", &version, kinds, &cfg, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (version < s->version) {             /* an older write, already overtaken */
+        free_kinds(kinds);
+        bgw_config_free(cfg);
+        goto out;
+    }
+    snprintf(s->token, sizeof s->token, "%s", token);
+    s->absent = false;
+    install(s, kinds, version, cfg);
+    notify(s);
+    rc = 1;
+out:
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }
 

@@ -3,8 +3,8 @@
  * API, each with a revision, and a config version that increases with every change.
  *
  * Every change is checked as the whole document it would produce (bgw_config_from_json, references
- * included) and written to the state directory (temp file, fsync, rename, fsync of the directory) before
- * the call returns; a rejected change leaves the store exactly as it was. The revision of an object is the
+ * included) and written to the state directory (temp file, fsync, rename, fsync of the directory), or
+ * saved by the store's backend (bgw_store_open_backend: a ConfigMap), before the call returns; a rejected change leaves the store exactly as it was. The revision of an object is the
  * value of the store-wide version counter at its last change. A change that leaves every object as it was
  * is accepted without a new version.
  *
@@ -31,13 +31,14 @@ enum bgw_store_kind {
     BGW_KIND_COUNT
 };
 
-/* Why a call failed: the admin API maps these to 400, 404, 409, 412 and 500. */
+/* Why a call failed: the admin API maps these to 400, 404, 409, 412, 500 and 413. */
 enum bgw_store_status {
     BGW_STORE_INVALID = 1,      /* the request or the document it would produce is invalid */
     BGW_STORE_NOT_FOUND,        /* no such object */
     BGW_STORE_CONFLICT,         /* the object is still referenced */
     BGW_STORE_PRECONDITION,     /* If-Match did not match */
     BGW_STORE_IO,               /* the state could not be read or made durable */
+    BGW_STORE_TOO_LARGE,        /* the state would exceed what the backend can hold (413) */
 };
 
 /* The caller's error buffer of every call that can fail. field: where in the request the problem is
@@ -122,5 +123,49 @@ int bgw_store_delete(struct bgw_store *s, enum bgw_store_kind kind, const char *
  * "revision"}...]}. Errors: INVALID (field path inside doc), IO.
  */
 int bgw_store_apply(struct bgw_store *s, const json_t *doc, json_t **summary, struct bgw_store_error *err);
+
+/* ---- persistence backends other than the state directory (store_configmap.c) ---- */
+
+#define BGW_STORE_TOKEN_MAX 128
+
+/*
+ * Where a store keeps its state when it is not a state directory: one text (the JSON of DIR/state.json)
+ * with an opaque token (e.g. a resourceVersion) naming the stored version, written with optimistic
+ * concurrency. The store calls these with its lock held.
+ */
+struct bgw_store_backend {
+    void *impl;
+    /* The stored state: *text (malloc'd; NULL when nothing is stored yet) and its token ("" when there is
+     * nothing to name). Returns 0, or -1 with err filled (BGW_STORE_IO). */
+    int (*load)(void *impl, char **text, char token[BGW_STORE_TOKEN_MAX], struct bgw_store_error *err);
+    /* Store text in place of the state named token ("": create it). Returns 0 and token updated, 1 when
+     * the stored state is no longer the one token names (someone else wrote: load and try again), or -1
+     * with err filled (BGW_STORE_IO, BGW_STORE_TOO_LARGE). */
+    int (*save)(void *impl, const char *text, char token[BGW_STORE_TOKEN_MAX], struct bgw_store_error *err);
+    /* Release impl (called first by bgw_store_close; stops anything calling bgw_store_reload). May be NULL. */
+    void (*close)(void *impl);
+};
+
+/*
+ * Open a store kept by backend b (copied; its close is called by bgw_store_close, or on failure here):
+ * the stored state is loaded and checked in full (an invalid one is an error). Every change is saved
+ * with the token last seen; when the save reports a newer stored state the store loads it and applies
+ * the change again on top of it (If-Match, references and validation checked anew), up to
+ * BGW_STORE_RETRIES times, then fails with BGW_STORE_CONFLICT. Returns the store or NULL with err filled.
+ */
+#define BGW_STORE_RETRIES 8
+struct bgw_store *bgw_store_open_backend(const struct bgw_store_backend *b, struct bgw_store_error *err);
+
+/* Make sure the backend holds a state: when it had none at open (and no change saved one since), save the
+ * current state (an empty one, or what bootstrap loaded). No-op for other stores. Returns 0 or -1. */
+int bgw_store_ensure_saved(struct bgw_store *s, struct bgw_store_error *err);
+
+/*
+ * A state written by someone else (a watch event of the backend): text with its token. Ignored (returns
+ * 0) when token is the one last seen or text's version is older than the current one; otherwise checked
+ * in full and, when valid, made current and passed to the listener (returns 1). Invalid: returns -1 with
+ * err filled and the current state kept.
+ */
+int bgw_store_reload(struct bgw_store *s, const char *text, const char *token, struct bgw_store_error *err);
 
 #endif

@@ -8,7 +8,6 @@ made by openssl). Everything listens on 127.0.0.1."""
 import base64
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -189,7 +188,6 @@ class RenderedFlagsTest(LocalRun):
         control_bin = os.path.join(bin_dir(), "bgw-control")
         proxy_bin = os.path.join(bin_dir(), "bgw-proxy")
         self.assertTrue(os.access(control_bin, os.X_OK), control_bin)
-        kubernetes_missing = []
         for case in CASES:
             with self.subTest(values=case_name(case)):
                 docs = cl.render([] if case is None else [case])
@@ -197,11 +195,10 @@ class RenderedFlagsTest(LocalRun):
                 os.makedirs(case_dir)
                 flags, admin_port, xds_port, token = self.local_control_args(docs, case_dir)
 
-                # 1. Every rendered flag, Kubernetes ones included, is one bgw-control knows. A Kubernetes
-                # flag this build refuses as not available yet is noted, dropped, and the rest tried again.
+                # 1. Every rendered flag, Kubernetes ones included, is one bgw-control knows and supports.
                 trying = list(flags)
                 rc = out = None
-                while any(f in KUBERNETES_FLAGS for (f, _) in trying):
+                if any(f in KUBERNETES_FLAGS for (f, _) in trying):
                     run = self.start([control_bin] + cl.join_args(trying), "control-full-" + case_name(case))
                     try:
                         rc = run.p.wait(5)
@@ -211,13 +208,7 @@ class RenderedFlagsTest(LocalRun):
                     run.stop()
                     self.assertNotEqual(rc, 2, "bgw-control refused the rendered flags:\n" + out)
                     self.assertNotIn("usage:", out)
-                    missing = re.search(r"(--[a-z-]+): .*not available in this build yet", out)
-                    if rc != 1 or not missing:
-                        break
-                    self.assertIn(missing.group(1), KUBERNETES_FLAGS, out)
-                    self.assertIn(missing.group(1), [f for (f, _) in trying], out)
-                    kubernetes_missing.append("%s (%s)" % (case_name(case), missing.group(1)))
-                    trying = [(f, v) for (f, v) in trying if f != missing.group(1)]
+                    self.assertNotIn("not available", out)
                 if rc is not None and ("--in-cluster", None) in trying:
                     # Outside a cluster --in-cluster must fail, and say why.
                     self.assertNotEqual(rc, 0, out)
@@ -258,9 +249,6 @@ class RenderedFlagsTest(LocalRun):
 
                 self.assertEqual(proxy.stop(), 0, proxy.output())
                 self.assertEqual(control.stop(), 0, control.output())
-        if kubernetes_missing:
-            print("\nnote: this build refused a Kubernetes flag as not available yet for: %s"
-                  % ", ".join(kubernetes_missing), file=sys.stderr)
 
 
 if __name__ == "__main__":

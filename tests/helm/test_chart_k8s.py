@@ -1,9 +1,10 @@
 """The chart's bgw-control against the Kubernetes API simulator (tests/k8s/k8s_sim.py): for the defaults and
 every example values file, bgw-control runs with the rendered flags (--in-cluster swapped for --kubeconfig
-to the simulator, as the pod's service account would be; a flag the build refuses as not available yet is
-dropped), resolves a service that names a Kubernetes Service in the watched namespace, and every request it
-sent to the API server is one the rendered RBAC rules allow its ServiceAccount: the chart's Roles are
-enough, and the test fails the day bgw-control needs a permission the chart does not grant."""
+to the simulator, as the pod's service account would be), keeps its state in the rendered ConfigMap
+(--state-configmap: created from the bootstrap, every change written there), resolves a service that names
+a Kubernetes Service in the watched namespace, and every request it sent to the API server is one the
+rendered RBAC rules allow its ServiceAccount: the chart's Roles are enough, and the test fails the day
+bgw-control needs a permission the chart does not grant."""
 
 import json
 import os
@@ -14,7 +15,7 @@ import urllib.parse
 import urllib.request
 
 import chart_lib as cl
-from test_chart_flags import KUBERNETES_FLAGS, LocalRun, http_get
+from test_chart_flags import LocalRun, http_get
 from test_chart_flags import CONTROL, case_name
 from harness import bin_dir, wait_until
 
@@ -115,17 +116,12 @@ class ChartAgainstApiSimTest(LocalRun):
             self.assertIn(("--watch-namespace", cl.NAMESPACE), flags)
         flags = [("--kubeconfig", kubeconfig) if f == "--in-cluster" else (f, v) for (f, v) in flags]
         watched = [v for (f, v) in flags if f == "--watch-namespace"]
-        # A flag this build refuses as not available yet is dropped (test_chart_flags checks the refusal).
-        while True:
-            control = self.start([control_bin] + cl.join_args(flags), "control-k8s-" + case_name(case))
-            wait_until(lambda: http_get(admin_port, "/readyz")[0] == 200 or control.p.poll() is not None, 30,
-                       message="bgw-control ready")
-            if control.p.poll() is None:
-                break
-            out = control.output()
-            refused = [f for f in KUBERNETES_FLAGS if f + ": " in out and "not available in this build" in out]
-            self.assertTrue(refused, "bgw-control stopped:\n" + out)
-            flags = [(f, v) for (f, v) in flags if f != refused[0]]
+        state_cm = dict(flags).get("--state-configmap")
+        self.assertEqual(state_cm is not None, values["controlPlane"]["stateStore"] == "configmap")
+        control = self.start([control_bin] + cl.join_args(flags), "control-k8s-" + case_name(case))
+        wait_until(lambda: http_get(admin_port, "/readyz")[0] == 200 or control.p.poll() is not None, 30,
+                   message="bgw-control ready")
+        self.assertIsNone(control.p.poll(), "bgw-control stopped:\n" + control.output())
 
         # A service that names the Kubernetes Service: resolved from the simulator's EndpointSlice when its
         # namespace is watched.
@@ -145,6 +141,16 @@ class ChartAgainstApiSimTest(LocalRun):
             wait_until(lambda: sim.requests, 30, message="requests to the API server")
             self.assertFalse(resolved(), "a namespace that is not watched was resolved")
         self.assertEqual(control.stop(), 0, control.output())
+        if state_cm:
+            # The state lives in the rendered ConfigMap: the bootstrap's routes and the service just added.
+            cm_ns, cm_name = state_cm.split("/")
+            cm = sim.get("configmaps", cm_ns, cm_name)
+            self.assertIsNotNone(cm, "bgw-control did not create the ConfigMap " + state_cm)
+            state = json.loads(cm["data"]["state.json"])
+            self.assertIn("k8s-orders", [e["object"]["name"] for e in state["services"]])
+            boot = self.bootstrap(docs) or {}
+            self.assertLessEqual({r["name"] for r in boot.get("routes", [])},
+                                 {e["object"]["name"] for e in state["routes"]})
 
         rules = granted_rules(docs, cl.one(docs, "Deployment", name=CONTROL)["spec"]["template"]["spec"]
                               ["serviceAccountName"])
@@ -160,6 +166,8 @@ class ChartAgainstApiSimTest(LocalRun):
             self.assertTrue(allowed(rules, attrs), "%s %s (%s) is not allowed by the chart's RBAC rules"
                             % (method, path, "/".join(a or "-" for a in attrs)))
         self.assertLessEqual({"services", "endpointslices"}, kinds, "bgw-control watched nothing?")
+        if state_cm:
+            self.assertIn("configmaps", kinds, "the state ConfigMap was never read or written")
         if watched:
             for method, path in requests:
                 attrs = request_attributes(method, path)

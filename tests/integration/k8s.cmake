@@ -4,3 +4,6 @@ list(APPEND BGW_INTEGRATION_MODULES
   test_k8s_simulator   # the simulator speaks the real protocol: kubectl and the Python client list and watch it
   test_k8s_discovery   # bgw-control + managed proxy against the simulator: scaling, readiness, 410, failures, rollout
 )
+list(APPEND BGW_INTEGRATION_MODULES
+  test_state_configmap # two bgw-control replicas on one ConfigMap: convergence, conflicts, restart, outage, limits
+)

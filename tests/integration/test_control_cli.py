@@ -33,7 +33,21 @@ class CliTest(ControlTestCase):
     def test_kubernetes_flags(self):
         rc, _, err = run_control_cli(["--state-configmap", "ns/name", "--admin-listen", "127.0.0.1:1"])
         self.assertEqual(rc, 1)
-        self.assertIn("not available in this build", err)
+        self.assertIn("--state-configmap needs --kubeconfig or --in-cluster", err)
+        with tempfile.TemporaryDirectory() as d:
+            kc = os.path.join(d, "kubeconfig")
+            with open(kc, "w") as f:        # a server nobody listens on
+                f.write("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                        "users: [{name: u, user: {token: t}}]\n"
+                        "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
+            rc, _, err = run_control_cli(["--kubeconfig", kc, "--state-configmap", "ns/Bad_Name"])
+            self.assertEqual(rc, 1)
+            self.assertIn("is not NAMESPACE/NAME", err)
+            rc, _, err = run_control_cli(["--kubeconfig", kc, "--state-configmap", "ns/name",
+                                          "--admin-listen", "127.0.0.1:0", "--xds-listen", "127.0.0.1:0"])
+            self.assertEqual(rc, 1)
+            self.assertIn("ConfigMap ns/name: the API server cannot be reached", err)
         rc, _, err = run_control_cli(["--kubeconfig", "/dev/null", "--admin-listen", "127.0.0.1:1"])
         self.assertEqual(rc, 1)
         self.assertIn("--kubeconfig /dev/null", err)

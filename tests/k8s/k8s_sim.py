@@ -425,6 +425,7 @@ def _discovery_resources(group_prefix):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True      # headers and body are separate writes: no 40 ms delayed-ACK stalls
     sim = None
 
     def log_message(self, *a):
@@ -447,8 +448,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_json(code, status(code, reason, message), extra)
 
     def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        """The request body (read once; later calls return the same bytes)."""
+        if getattr(self, "_body", None) is None:
+            n = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(n) if n else b""
+        return self._body
+
+    def reject(self, code, reason, message, extra=()):
+        """An error answer that first consumes the request body, as an API server does: the connection stays
+        usable for the client's next request."""
+        self.read_body()
+        return self.send_status(code, reason, message, extra)
 
     # -- dispatch
 
@@ -466,6 +476,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self, method):
         sim = self.sim
+        self._body = None           # one handler serves every request of a keep-alive connection
         u = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
         path = u.path.rstrip("/") or "/"
@@ -475,12 +486,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             sim.requests.append((method, self.path))
         peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
         if self.headers.get("Authorization", "") != "Bearer " + sim.token and not peer:
-            return self.send_status(401, "Unauthorized", "Unauthorized")
+            return self.reject(401, "Unauthorized", "Unauthorized")
         code = sim._should_fail()
         if code:
             extra = [("Retry-After", "1")] if code == 429 else []
             reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(code, "Unknown")
-            return self.send_status(code, reason, "simulated failure", extra)
+            return self.reject(code, reason, "simulated failure", extra)
         if path == "/version":
             return self.send_json(200, {"major": "1", "minor": "29", "gitVersion": "v1.29.0-bgwsim",
                                         "gitCommit": "0" * 40, "gitTreeState": "clean",
