@@ -22,7 +22,6 @@
 #include "log.h"
 #include "watch_policy.h"
 
-#define CONNECT_TIMEOUT_S 10
 #define REQUEST_TIMEOUT_S 15
 #define BODY_MAX (4u << 20)
 #define EVENT_MAX (4u << 20)
@@ -95,50 +94,7 @@ static int xfer_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_
 /* Set e up for one request to url; returns the header list to free after it. */
 static struct curl_slist *prepare(struct bgw_store_configmap *c, CURL *e, const char *url, bool json_body)
 {
-    struct bgw_k8s_conn *k = &c->conn;
-    struct curl_slist *h = NULL;
-    char auth[8192];
-
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, xfer_cb);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "bgw-control/" BGW_VERSION);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    h = curl_slist_append(h, "Accept: application/json");
-    if (json_body)
-        h = curl_slist_append(h, "Content-Type: application/json");
-    if (bgw_k8s_conn_auth_header(k, auth, sizeof auth))
-        h = curl_slist_append(h, auth);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (k->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, k->ca_file);
-    if (k->ca_pem) {
-        struct curl_blob b = {k->ca_pem, k->ca_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
-    }
-    if (k->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (k->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, k->cert_file);
-    if (k->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, k->key_file);
-    if (k->cert_pem) {
-        struct curl_blob b = {k->cert_pem, k->cert_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
-        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-    }
-    if (k->key_pem) {
-        struct curl_blob b = {k->key_pem, k->key_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
-        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-    return h;
+    return bgw_k8s_conn_prepare(&c->conn, e, url, json_body, xfer_cb, c);
 }
 
 /* One request (method, url, body may be NULL) on the load/save handle: *status the HTTP status, *resp the

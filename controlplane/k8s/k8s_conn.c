@@ -244,6 +244,56 @@ bool bgw_k8s_conn_auth_header(struct bgw_k8s_conn *c, char *buf, size_t len)
     return ok;
 }
 
+struct curl_slist *bgw_k8s_conn_prepare(struct bgw_k8s_conn *k, CURL *e, const char *url, bool json_body,
+                                        curl_xferinfo_callback progress, void *progress_arg)
+{
+    struct curl_slist *h = NULL;
+    char auth[8192];
+
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)BGW_K8S_CONNECT_TIMEOUT_S);
+    if (progress) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, progress_arg);
+    }
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "bgw-control/" BGW_VERSION);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    h = curl_slist_append(h, "Accept: application/json");
+    if (json_body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    if (bgw_k8s_conn_auth_header(k, auth, sizeof auth))
+        h = curl_slist_append(h, auth);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (k->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, k->ca_file);
+    if (k->ca_pem) {
+        struct curl_blob b = {k->ca_pem, k->ca_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+    }
+    if (k->insecure) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (k->cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, k->cert_file);
+    if (k->key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, k->key_file);
+    if (k->cert_pem) {
+        struct curl_blob b = {k->cert_pem, k->cert_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
+        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (k->key_pem) {
+        struct curl_blob b = {k->key_pem, k->key_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
+        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    return h;
+}
+
 void bgw_k8s_conn_free(struct bgw_k8s_conn *c)
 {
     free(c->server);

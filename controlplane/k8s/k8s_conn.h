@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #define BGW_K8S_TOKEN_REFRESH_S 60
 
 struct bgw_k8s_conn {
@@ -44,6 +46,18 @@ int bgw_k8s_conn_in_cluster(struct bgw_k8s_conn *c, char *err, size_t errlen);
 /* "Authorization: Bearer ..." header text for the next request into buf (re-reading token_file when it is
  * older than BGW_K8S_TOKEN_REFRESH_S); returns false when there is no token. Thread-safe. */
 bool bgw_k8s_conn_auth_header(struct bgw_k8s_conn *c, char *buf, size_t len);
+
+#define BGW_K8S_CONNECT_TIMEOUT_S 10
+
+/*
+ * Set the curl handle e (reset first) up for one request to url on c: connect timeout, TCP keep-alive,
+ * user agent, "Accept: application/json" (and "Content-Type: application/json" when json_body), the bearer
+ * token, the server CA and the client certificate. progress (may be NULL) is installed as the transfer
+ * progress callback with progress_arg (return non-zero from it to abort). Returns the header list, to free
+ * with curl_slist_free_all() after the request.
+ */
+struct curl_slist *bgw_k8s_conn_prepare(struct bgw_k8s_conn *c, CURL *e, const char *url, bool json_body,
+                                        curl_xferinfo_callback progress, void *progress_arg);
 
 /* Free what c holds. */
 void bgw_k8s_conn_free(struct bgw_k8s_conn *c);

@@ -27,7 +27,6 @@
 #define LIST_BODY_MAX (512u << 20)
 #define ERROR_BODY_MAX 65536
 #define EVENT_MAX (64u << 20)
-#define CONNECT_TIMEOUT_S 10
 #define LIST_TIMEOUT_S 120
 #define SLICE_SELECTOR "kubernetes.io%2Fservice-name"
 
@@ -118,49 +117,7 @@ static void collection_path(const struct informer *f, char *buf, size_t len)
 /* Set up the handle for one request to url; returns the header list to free after it. */
 static struct curl_slist *prepare(struct informer *f, const char *url)
 {
-    struct bgw_k8s_conn *c = &f->w->conn;
-    struct curl_slist *h = NULL;
-    char auth[8192];
-    CURL *e = f->curl;
-
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, xfer_cb);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "bgw-control/" BGW_VERSION);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    h = curl_slist_append(h, "Accept: application/json");
-    if (bgw_k8s_conn_auth_header(c, auth, sizeof auth))
-        h = curl_slist_append(h, auth);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (c->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-    if (c->ca_pem) {
-        struct curl_blob b = {c->ca_pem, c->ca_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
-    }
-    if (c->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (c->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
-    if (c->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-    if (c->cert_pem) {
-        struct curl_blob b = {c->cert_pem, c->cert_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &b);
-        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-    }
-    if (c->key_pem) {
-        struct curl_blob b = {c->key_pem, c->key_pem_len, CURL_BLOB_COPY};
-        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &b);
-        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-    return h;
+    return bgw_k8s_conn_prepare(&f->w->conn, f->curl, url, false, xfer_cb, f);
 }
 
 static int body_append(struct informer *f, const char *data, size_t n, size_t max)
