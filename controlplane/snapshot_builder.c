@@ -39,6 +39,7 @@ struct bgw_builder {
     pthread_mutex_t wake_lock;
     pthread_cond_t wake;
     bool dirty, stop;
+    int64_t window_ms;                 /* the coalescing window of the next source-driven rebuild */
     pthread_t thread;
 };
 
@@ -220,11 +221,13 @@ static void *run(void *arg)
     for (;;) {
         while (!b->dirty && !b->stop) pthread_cond_wait(&b->wake, &b->wake_lock);
         if (b->stop) break;
-        int64_t until = mono_ms() + BGW_BUILDER_WINDOW_MS;
+        int64_t until = mono_ms() + b->window_ms;
         while (!b->stop && mono_ms() < until) {
             struct timespec ts;
+            int64_t left = until - mono_ms();
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 1000000L * BGW_BUILDER_WINDOW_MS;
+            ts.tv_sec += left / 1000;
+            ts.tv_nsec += (left % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
@@ -234,9 +237,16 @@ static void *run(void *arg)
         if (b->stop) break;
         b->dirty = false;
         pthread_mutex_unlock(&b->wake_lock);
+        int64_t t0 = mono_ms();
         pthread_mutex_lock(&b->rebuild_lock);
         rebuild(b, false);
         pthread_mutex_unlock(&b->rebuild_lock);
+        /* The next window is at least as long as this rebuild took (and half again): under a steady stream
+         * of source changes a large config is rebuilt and published at most 40% of the time, while a small
+         * one keeps the short window. */
+        int64_t took = mono_ms() - t0;
+        b->window_ms = took * 3 / 2 > BGW_BUILDER_WINDOW_MS ? took * 3 / 2 : BGW_BUILDER_WINDOW_MS;
+        if (b->window_ms > BGW_BUILDER_WINDOW_MAX_MS) b->window_ms = BGW_BUILDER_WINDOW_MAX_MS;
         pthread_mutex_lock(&b->wake_lock);
     }
     pthread_mutex_unlock(&b->wake_lock);
@@ -250,6 +260,7 @@ struct bgw_builder *bgw_builder_new(bgw_builder_publish_fn fn, void *arg)
     b->publish = fn;
     b->publish_arg = arg;
     b->health = json_object();
+    b->window_ms = BGW_BUILDER_WINDOW_MS;
     pthread_mutex_init(&b->rebuild_lock, NULL);
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->wake_lock, NULL);

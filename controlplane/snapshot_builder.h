@@ -11,8 +11,10 @@
  *   "N"    the store's version N, while no source changed since it;
  *   "N.G"  after the G-th source-driven rebuild within store version N.
  *
- * A store change publishes at once; source changes are coalesced over a short window (BGW_BUILDER_WINDOW_MS)
- * so a burst of watch events or health transitions becomes one push. A rebuild that changes nothing in the
+ * A store change publishes at once; source changes are coalesced over a short window (BGW_BUILDER_WINDOW_MS,
+ * or 1.5 times as long as the previous source-driven rebuild took, at most BGW_BUILDER_WINDOW_MAX_MS) so a
+ * burst of watch events or health transitions becomes one push, and a large config under constant churn is
+ * not rebuilt back to back. A rebuild that changes nothing in the
  * resolved document publishes nothing.
  *
  * Threads: every call is thread-safe. The callbacks (Kubernetes lookup, publish, watchers) run one rebuild
@@ -28,7 +30,8 @@
 
 #include <jansson.h>
 
-#define BGW_BUILDER_WINDOW_MS 10
+#define BGW_BUILDER_WINDOW_MS 10       /* the coalescing window, at least */
+#define BGW_BUILDER_WINDOW_MAX_MS 200  /* and at most (it grows with the time a rebuild takes) */
 
 struct bgw_builder;
 
@@ -64,7 +67,7 @@ void bgw_builder_set_jwks(struct bgw_builder *b, bgw_builder_jwks_lookup_fn fn, 
  * Rebuilds and publishes before returning. */
 void bgw_builder_set_document(struct bgw_builder *b, const char *version, json_t *doc);
 
-/* A source changed: rebuild within BGW_BUILDER_WINDOW_MS, coalescing further calls. */
+/* A source changed: rebuild within the coalescing window (see the top of this file), coalescing further calls. */
 void bgw_builder_sources_changed(struct bgw_builder *b);
 
 /* A health check result for one endpoint of a service. last_check_ms: wall-clock milliseconds since the

@@ -17,19 +17,34 @@ struct conv {
     size_t errlen;
 };
 
+/* Append n bytes to the field path (truncated at its capacity); no printf: it runs for every field. */
+static void path_put(struct conv *c, const char *s, size_t n)
+{
+    size_t room = sizeof c->path - 1 - c->len;
+    if (n > room) n = room;
+    memcpy(c->path + c->len, s, n);
+    c->len += n;
+    c->path[c->len] = 0;
+}
+
 static size_t push_field(struct conv *c, const char *name)
 {
     size_t mark = c->len;
-    int n = snprintf(c->path + c->len, sizeof c->path - c->len, "%s%s", c->len ? "." : "", name);
-    if (n > 0) c->len = c->len + (size_t)n < sizeof c->path ? c->len + (size_t)n : sizeof c->path - 1;
+    if (c->len) path_put(c, ".", 1);
+    path_put(c, name, strlen(name));
     return mark;
 }
 
 static size_t push_index(struct conv *c, size_t i)
 {
     size_t mark = c->len;
-    int n = snprintf(c->path + c->len, sizeof c->path - c->len, "[%zu]", i);
-    if (n > 0) c->len = c->len + (size_t)n < sizeof c->path ? c->len + (size_t)n : sizeof c->path - 1;
+    char buf[24];
+    size_t n = sizeof buf;
+    buf[--n] = ']';
+    do buf[--n] = (char)('0' + i % 10);
+    while ((i /= 10) != 0);
+    buf[--n] = '[';
+    path_put(c, buf + n, sizeof buf - n);
     return mark;
 }
 

@@ -80,7 +80,11 @@ class Example:
             self.cp.cleanup()
         for p in self.procs:
             p.terminate()
-            p.wait(timeout=10)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
     def get(self, target, headers=None, method="GET", body=None):
         return self.proxy.request(method, target, headers=list((headers or {}).items()), body=body)
@@ -113,11 +117,16 @@ class BaribharaExample(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.ex = Example("baribhara").start()
-        # bgw-control fetched the issuer's keys: a signed-in request gets through.
-        cls.alice = cls.ex.token("alice", tenant="t-1")
-        wait_until(lambda: cls.ex.get("/api/tenants/t-1", {"Authorization": "Bearer " + cls.alice}).status == 200,
-                   timeout=15, message="the issuer's keys reach the proxy")
+        cls.ex = Example("baribhara")
+        try:                            # tearDownClass does not run when setUpClass fails
+            cls.ex.start()
+            # bgw-control fetched the issuer's keys: a signed-in request gets through.
+            cls.alice = cls.ex.token("alice", tenant="t-1")
+            wait_until(lambda: cls.ex.get("/api/tenants/t-1", {"Authorization": "Bearer " + cls.alice}).status == 200,
+                       timeout=15, message="the issuer's keys reach the proxy")
+        except BaseException:
+            cls.ex.stop()
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -181,8 +190,9 @@ class BaribharaExample(unittest.TestCase):
 
 class JwtApiExample(unittest.TestCase):
     def test_open_and_protected(self):
-        ex = Example("jwt-api").start()
+        ex = Example("jwt-api")
         try:
+            ex.start()
             self.assertEqual(ex.get("/public/x").status, 200)
             self.assertEqual(ex.get("/api/me").status, 401)
             tok = ex.token("dana", tenant="t-9")
@@ -197,8 +207,9 @@ class JwtApiExample(unittest.TestCase):
 
 class RateLimitsExample(unittest.TestCase):
     def test_limits(self):
-        ex = Example("rate-limits").start()
+        ex = Example("rate-limits")
         try:
+            ex.start()
             per_client = [ex.get("/per-client").status for _ in range(8)]
             self.assertEqual(per_client[:5], [200] * 5, per_client)   # burst 5
             self.assertIn(429, per_client)
