@@ -13,7 +13,7 @@ builds one (cmake -DBGW_STATS_OFF=ON, only the bgw-proxy target, in build-bench-
   metrics      the normal build, /metrics scraped every second during the run (what production does)
   access_log   as metrics, plus --access-log to a file
 
-The variants run interleaved (round 1: each variant once, round 2: each again, ...), each after a short
+The variants run interleaved (round 1: each variant once, round 2: each again in a rotated order, ...), each after a short
 warm-up, so that drift of a shared machine hits all of them alike. Reported: the median req/s of each
 variant, its ratio to the baseline, p99 latency, the CPU of the access log's writer thread per request, and the proxy's own CPU time per request (user + system
 of the whole process, the access log's writer thread included) with its ratio to the baseline: on a shared
@@ -118,7 +118,8 @@ def main():
             procs[v] = bench.BgwProxy(d, off_bin if v == "baseline" else args.bgw, up.port, args.workers, 10000,
                                       ["--access-log", access_log] if v == "access_log" else [])
         for rnd in range(args.rounds):
-            for v in VARIANTS:
+            k = rnd % len(VARIANTS)               # rotate the order: no variant always runs first or last
+            for v in VARIANTS[k:] + VARIANTS[:k]:
                 p = procs[v]
                 p.start()
                 admin = int(p.proc.argv[p.proc.argv.index("--admin") + 1].rsplit(":", 1)[1])
