@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "strbuf.h"
@@ -70,21 +71,15 @@ struct bgw_health {
 
 /* ---- clock ---- */
 
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t now_ms(struct bgw_health *h)
 {
-    return h->clock.now_ms ? h->clock.now_ms(h->clock.arg) : clock_ms(CLOCK_MONOTONIC);
+    return h->clock.now_ms ? h->clock.now_ms(h->clock.arg) : bgw_clock_ms(CLOCK_MONOTONIC);
 }
 
 static int64_t wall_ms(struct bgw_health *h)
 {
-    return h->clock.wall_ms ? h->clock.wall_ms(h->clock.arg) : clock_ms(CLOCK_REALTIME);
+    return h->clock.wall_ms ? h->clock.wall_ms(h->clock.arg) : bgw_clock_ms(CLOCK_REALTIME);
 }
 
 /* xorshift64*: the first-check jitter only. */

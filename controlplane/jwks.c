@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "log.h"
 
@@ -41,9 +42,7 @@ struct bgw_jwks {
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return bgw_clock_ms(CLOCK_MONOTONIC);
 }
 
 static struct source *find(struct bgw_jwks *j, const char *uri)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define MAX_WATCHERS 8
 
 struct watcher {
@@ -45,9 +47,7 @@ struct bgw_builder {
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return bgw_clock_ms(CLOCK_MONOTONIC);
 }
 
 static void health_key(char *out, size_t n, const char *service, const char *address)
@@ -222,16 +222,8 @@ static void *run(void *arg)
         while (!b->dirty && !b->stop) pthread_cond_wait(&b->wake, &b->wake_lock);
         if (b->stop) break;
         int64_t until = mono_ms() + b->window_ms;
-        while (!b->stop && mono_ms() < until) {
-            struct timespec ts;
-            int64_t left = until - mono_ms();
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+        for (int64_t left; !b->stop && (left = until - mono_ms()) > 0;) {
+            struct timespec ts = bgw_clock_deadline((uint64_t)left);
             pthread_cond_timedwait(&b->wake, &b->wake_lock, &ts);
         }
         if (b->stop) break;

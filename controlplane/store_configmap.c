@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "json_splitter.h"
 #include "log.h"
 #include "watch_policy.h"
@@ -347,27 +348,10 @@ int bgw_store_configmap_new(struct bgw_k8s_conn *conn, const char *ns_name, stru
 
 /* ---- the watch ---- */
 
-static uint32_t next_rand(struct bgw_store_configmap *c)
-{
-    uint64_t x = c->rnd;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c->rnd = x;
-    return (uint32_t)(x >> 16);
-}
-
 static bool sleep_or_stop(struct bgw_store_configmap *c, uint32_t ms)
 {
-    struct timespec ts;
+    struct timespec ts = bgw_clock_deadline(ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&c->stop_lock);
     while (!atomic_load(&c->stopping))
         if (pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &ts) == ETIMEDOUT)
@@ -496,7 +480,7 @@ static size_t watch_cb(char *data, size_t size, size_t nmemb, void *arg)
 static enum bgw_k8s_outcome watch_once(struct bgw_store_configmap *c, unsigned *ra)
 {
     char url[4096];
-    unsigned t = c->watch_timeout_s, timeout = t + next_rand(c) % t;
+    unsigned t = c->watch_timeout_s, timeout = t + bgw_k8s_rand(&c->rnd) % t;
     struct timespec t0, t1;
 
     snprintf(url, sizeof url, "%s/api/v1/namespaces/%s/configmaps?watch=1&fieldSelector=metadata.name%%3D%s"
@@ -552,7 +536,7 @@ static void *watch_main(void *arg)
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1;
-        struct bgw_k8s_step step = bgw_k8s_policy_next(&policy, o, ra, next_rand(c), now_ms);
+        struct bgw_k8s_step step = bgw_k8s_policy_next(&policy, o, ra, bgw_k8s_rand(&c->rnd), now_ms);
         get = step.relist;
         if (step.delay_ms && sleep_or_stop(c, step.delay_ms))
             break;

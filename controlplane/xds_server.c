@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config_pb.h"
 #include "grpc_stream.h"
 #include "log.h"
@@ -198,13 +199,7 @@ static void *pusher_main(void *arg)
         while (!s->dirty && !s->stop) pthread_cond_wait(&s->cond, &s->lock);
         if (s->stop) break;
         /* Let a burst of publications settle into one push. */
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += COALESCE_MS * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        struct timespec dl = bgw_clock_deadline(COALESCE_MS);
         while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &dl) == 0) {
         }
         if (s->stop) break;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "config_pb.h"
 #include "grpc_stream.h"
@@ -266,14 +267,7 @@ static uint64_t next_random(struct bgw_xds_source *x)
 /* Wait ms unless stopped first. Returns true when stopped. Called with x->lock held. */
 static bool wait_stop_locked(struct bgw_xds_source *x, unsigned ms)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = bgw_clock_deadline(ms);
     while (!x->stop && pthread_cond_timedwait(&x->cond, &x->lock, &dl) == 0) {
     }
     return x->stop;

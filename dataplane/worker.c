@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "jwt_auth.h"
 #include "log.h"
 #include "netaddr.h"
@@ -307,14 +308,7 @@ void bgw_workers_drain(struct bgw_worker **ws, unsigned n, uint32_t timeout_ms)
 {
     for (unsigned i = 0; i < n; i++) __atomic_store_n(&ws[i]->drain_requested, true, __ATOMIC_RELEASE);
     bgw_workers_notify(ws, n);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = bgw_clock_deadline(timeout_ms);
     for (unsigned i = 0; i < n; i++) {
         if (pthread_timedjoin_np(ws[i]->thread, NULL, &deadline) != 0) {
             bgw_log_warn("worker %u did not finish its requests within the drain timeout", i);

@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "json_splitter.h"
 #include "k8s_endpoints.h"
 #include "log.h"
@@ -66,28 +67,11 @@ struct bgw_k8s_watcher {
     size_t n_synced;
 };
 
-static uint32_t next_rand(struct informer *f)
-{
-    uint64_t x = f->rnd;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    f->rnd = x;
-    return (uint32_t)(x >> 16);
-}
-
 /* Sleep up to ms, returning early (true) when the watcher stops. */
 static bool sleep_or_stop(struct bgw_k8s_watcher *w, uint32_t ms)
 {
-    struct timespec ts;
+    struct timespec ts = bgw_clock_deadline(ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&w->lock);
     while (!atomic_load(&w->stopping))
         if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
@@ -308,7 +292,7 @@ static enum bgw_k8s_outcome do_watch(struct informer *f, unsigned *ra)
 {
     char base[2048], url[4096], msg[256];
     unsigned t = f->w->watch_timeout_s;
-    unsigned timeout = t + next_rand(f) % t;
+    unsigned timeout = t + bgw_k8s_rand(&f->rnd) % t;
     struct timespec t0, t1;
 
     collection_path(f, base, sizeof base);
@@ -390,7 +374,7 @@ static void *informer_main(void *arg)
             break;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        struct bgw_k8s_step s = bgw_k8s_policy_next(&f->policy, o, ra, next_rand(f),
+        struct bgw_k8s_step s = bgw_k8s_policy_next(&f->policy, o, ra, bgw_k8s_rand(&f->rnd),
                                                     (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1);
         if (s.relist && !relist && o == BGW_K8S_GONE)
             bgw_log_info("kubernetes: %s resourceVersion %s is too old (410 Gone): listing again",
@@ -455,16 +439,9 @@ struct bgw_k8s_watcher *bgw_k8s_watcher_start(struct bgw_k8s_watcher_config *cfg
 
 bool bgw_k8s_watcher_wait_synced(struct bgw_k8s_watcher *w, unsigned timeout_ms)
 {
-    struct timespec ts;
+    struct timespec ts = bgw_clock_deadline(timeout_ms);
     bool ok;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&w->lock);
     while (w->n_synced < w->n_inf && !atomic_load(&w->stopping))
         if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)

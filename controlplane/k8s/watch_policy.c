@@ -54,3 +54,13 @@ struct bgw_k8s_step bgw_k8s_policy_next(struct bgw_k8s_policy *p, enum bgw_k8s_o
     }
     return s;
 }
+
+uint32_t bgw_k8s_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return (uint32_t)(x >> 16);
+}

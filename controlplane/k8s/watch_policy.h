@@ -52,6 +52,10 @@ struct bgw_k8s_step {
 struct bgw_k8s_step bgw_k8s_policy_next(struct bgw_k8s_policy *p, enum bgw_k8s_outcome outcome,
                                         unsigned retry_after_s, uint32_t rnd, int64_t now_ms);
 
+/* The next number of a xorshift generator (*state: any non-zero seed), for the rnd above and for watch
+ * timeouts: enough to keep replicas out of step, not for secrets. */
+uint32_t bgw_k8s_rand(uint64_t *state);
+
 /* The backoff after `failures` consecutive failures (>= 1) with the random number rnd. */
 uint32_t bgw_k8s_backoff_ms(unsigned failures, uint32_t rnd);
 
